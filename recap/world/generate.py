@@ -1,0 +1,279 @@
+"""Generate the embedded world: a synthetic, DataComp-shaped web dataset whose truth is known.
+
+Layout of a world folder:
+
+    world.json                         config, vocabulary, counts and alt-text quality per split
+    {split}/metadata/{shard:05d}.parquet   DataComp metadata: uid, url, text, original_width/height, sha256
+    {split}/truth.parquet              uid, scene (JSON), caption (ground truth), alt_kind, serve, image_format
+    {split}/images/{uid}.{jpg,png}     the image files the web serves
+
+Splits: `web` (to recaption; some URLs dead or corrupt when served), `sft` (for training the captioner) and
+`eval` (held out). Everything is a pure function of the seed: the same seed gives the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from recap.errors import RecapError
+from recap.io_utils import ensure_writable_folder, replace_folder, write_json_atomic
+from recap.world.captions import DEFAULT_ALT_TEXT_MIX, alt_text, ground_truth_caption, validate_alt_text_mix
+from recap.world.quality import CaptionScore, score_caption
+from recap.world.render import encode_image, render_scene
+from recap.world.scene import Scene, sample_scene
+from recap.world.vocabulary import BACKGROUNDS, BRAND_PATTERNS, COLOURS, SHAPES, get_difficulty
+
+WORLD_FORMAT = "recap-world"
+WORLD_VERSION = 1
+WORLD_MANIFEST = "world.json"
+SPLITS = ("web", "sft", "eval")
+URL_HOST = "images.recap-world.test"  # .test never resolves: only `recap download`'s local server answers it
+METADATA_SCHEMA = pa.schema(
+    [
+        ("uid", pa.string()),
+        ("url", pa.string()),
+        ("text", pa.string()),
+        ("original_width", pa.int64()),
+        ("original_height", pa.int64()),
+        ("sha256", pa.string()),
+    ]
+)
+TRUTH_SCHEMA = pa.schema(
+    [
+        ("uid", pa.string()),
+        ("scene", pa.string()),
+        ("caption", pa.string()),
+        ("alt_kind", pa.string()),
+        ("serve", pa.string()),
+        ("image_format", pa.string()),
+    ]
+)
+# How the local web server answers a URL: the failure modes of real DataComp links.
+SERVE_KINDS = ("ok", "http_404", "timeout", "truncated", "not_an_image")
+DEFAULT_SERVE_MIX = {"ok": 0.88, "http_404": 0.06, "timeout": 0.02, "truncated": 0.02, "not_an_image": 0.02}
+
+
+@dataclass(kw_only=True)
+class WorldConfig:
+    """What `recap world` generates. Sizes are image counts per split."""
+
+    seed: int = 0
+    size: int = 1000
+    sft_size: int | None = None  # default: same as size
+    eval_size: int | None = None  # default: size // 4, at least 50
+    difficulty: str = "normal"
+    image_size: int = 64
+    png_fraction: float = 0.1
+    samples_per_metadata_file: int = 10_000
+    alt_text_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ALT_TEXT_MIX))
+    serve_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SERVE_MIX))
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size}")
+        self.sft_size = self.size if self.sft_size is None else self.sft_size
+        self.eval_size = max(self.size // 4, 50) if self.eval_size is None else self.eval_size
+        for name in ("sft_size", "eval_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 16 <= self.image_size <= 1024:
+            raise ValueError(f"image_size must be between 16 and 1024 pixels, got {self.image_size}")
+        if not 0 <= self.png_fraction <= 1:
+            raise ValueError(f"png_fraction must be between 0 and 1, got {self.png_fraction}")
+        if self.samples_per_metadata_file < 1:
+            raise ValueError(f"samples_per_metadata_file must be >= 1, got {self.samples_per_metadata_file}")
+        get_difficulty(self.difficulty)
+        self.alt_text_mix = validate_alt_text_mix(self.alt_text_mix)
+        unknown = sorted(set(self.serve_mix) - set(SERVE_KINDS))
+        if unknown or sum(self.serve_mix.values()) <= 0 or min(self.serve_mix.values()) < 0:
+            raise ValueError(f"serve_mix must map {list(SERVE_KINDS)} to weights >= 0, got {self.serve_mix}")
+        total = sum(self.serve_mix.values())
+        self.serve_mix = {kind: self.serve_mix.get(kind, 0.0) / total for kind in SERVE_KINDS}
+
+    def split_size(self, split: str) -> int:
+        return {"web": self.size, "sft": self.sft_size, "eval": self.eval_size}[split]
+
+
+@dataclass(frozen=True)
+class WorldSample:
+    """One generated image with everything known about it."""
+
+    uid: str
+    scene: Scene
+    caption: str
+    alt_text: str
+    alt_kind: str
+    serve: str
+    image_format: str
+    image_bytes: bytes
+    original_size: int
+
+
+def _choose(rng: np.random.Generator, mix: dict[str, float]) -> str:
+    kinds = list(mix)
+    return kinds[int(rng.choice(len(kinds), p=np.array([mix[k] for k in kinds])))]
+
+
+def make_sample(config: WorldConfig, split: str, index: int) -> WorldSample:
+    """The `index`-th sample of `split`: depends only on (seed, split, index)."""
+    difficulty = get_difficulty(config.difficulty)
+    rng = np.random.default_rng([config.seed, SPLITS.index(split), index])
+    uid = rng.bytes(16).hex()
+    scene = sample_scene(rng, difficulty)
+    # Web images come in several sizes; all are square so positions read the same after resizing.
+    original_size = int(config.image_size * rng.choice([1.0, 1.5, 2.0]))
+    image = render_scene(scene, original_size, rng)
+    image_format = "png" if rng.random() < config.png_fraction else "jpg"
+    image_bytes = encode_image(image, image_format, quality=int(rng.integers(80, 96)))
+    alt_kind = _choose(rng, config.alt_text_mix)
+    text = alt_text(scene, alt_kind, rng, difficulty)
+    serve = _choose(rng, config.serve_mix) if split == "web" else "ok"
+    return WorldSample(
+        uid=uid,
+        scene=scene,
+        caption=ground_truth_caption(scene),
+        alt_text=text,
+        alt_kind=alt_kind,
+        serve=serve,
+        image_format=image_format,
+        image_bytes=image_bytes,
+        original_size=original_size,
+    )
+
+
+def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) -> dict:
+    (folder / "images").mkdir(parents=True)
+    (folder / "metadata").mkdir()
+    metadata: dict[str, list] = {name: [] for name in METADATA_SCHEMA.names}
+    truth: dict[str, list] = {name: [] for name in TRUTH_SCHEMA.names}
+    quality = CaptionScore()
+    quality_by_kind: dict[str, CaptionScore] = {}
+    seen_uids: set[str] = set()
+    shards = 0
+
+    def flush_metadata() -> None:
+        nonlocal shards
+        if metadata["uid"]:
+            table = pa.table(metadata, schema=METADATA_SCHEMA)
+            pq.write_table(table, folder / "metadata" / f"{shards:05d}.parquet")
+            shards += 1
+            for column in metadata.values():
+                column.clear()
+
+    size = config.split_size(split)
+    for index in tqdm(range(size), desc=f"world {split}", unit="img", disable=not progress):
+        sample = make_sample(config, split, index)
+        if sample.uid in seen_uids:  # 128 random bits: never in practice, but a repeat would break joins
+            raise RecapError(f"uid collision in split {split} at index {index}; use another --seed")
+        seen_uids.add(sample.uid)
+        (folder / "images" / f"{sample.uid}.{sample.image_format}").write_bytes(sample.image_bytes)
+        metadata["uid"].append(sample.uid)
+        metadata["url"].append(f"http://{URL_HOST}/{split}/{sample.uid}.{sample.image_format}")
+        metadata["text"].append(sample.alt_text)
+        metadata["original_width"].append(sample.original_size)
+        metadata["original_height"].append(sample.original_size)
+        metadata["sha256"].append(hashlib.sha256(sample.image_bytes).hexdigest())
+        truth["uid"].append(sample.uid)
+        truth["scene"].append(sample.scene.to_json())
+        truth["caption"].append(sample.caption)
+        truth["alt_kind"].append(sample.alt_kind)
+        truth["serve"].append(sample.serve)
+        truth["image_format"].append(sample.image_format)
+        score = score_caption(sample.alt_text, sample.scene)
+        quality += score
+        quality_by_kind.setdefault(sample.alt_kind, CaptionScore())
+        quality_by_kind[sample.alt_kind] += score
+        if len(metadata["uid"]) >= config.samples_per_metadata_file:
+            flush_metadata()
+    flush_metadata()
+    pq.write_table(pa.table(truth, schema=TRUTH_SCHEMA), folder / "truth.parquet")
+    return {
+        "size": size,
+        "metadata_files": shards,
+        "alt_kinds": dict(sorted(Counter(truth["alt_kind"]).items())),
+        "serve": dict(sorted(Counter(truth["serve"]).items())),
+        "image_formats": dict(sorted(Counter(truth["image_format"]).items())),
+        "alt_text_quality": quality.summary(),
+        "alt_text_quality_by_kind": {kind: s.summary() for kind, s in sorted(quality_by_kind.items())},
+    }
+
+
+def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
+    """Write a world folder at `out` and return its manifest.
+
+    The world is written to a staging folder beside `out` and moved into place when complete, so a crash
+    never leaves a half-written world behind. An existing world is replaced only with `overwrite`.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not (out / WORLD_MANIFEST).exists():
+            raise RecapError(f"{out} exists and is not an empty folder or a world; choose another --out")
+        if not overwrite:
+            raise RecapError(f"{out} already holds a world; pass --overwrite to replace it")
+    ensure_writable_folder(out.parent if out.parent != Path("") else Path("."), "parent folder of --out")
+    staging = out.with_name(f".{out.name}.partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        splits = {split: _write_split(config, split, staging / split, progress) for split in SPLITS}
+        difficulty = get_difficulty(config.difficulty)
+        manifest = {
+            "format": WORLD_FORMAT,
+            "version": WORLD_VERSION,
+            "config": asdict(config),
+            "difficulty": asdict(difficulty),
+            "url_prefix": f"http://{URL_HOST}/",
+            "vocabulary": {
+                "shapes": list(SHAPES),
+                "colours": list(COLOURS),
+                "backgrounds": list(BACKGROUNDS),
+                "brands": BRAND_PATTERNS,
+                "positions": list(difficulty.positions),
+            },
+            "splits": splits,
+        }
+        write_json_atomic(staging / WORLD_MANIFEST, manifest)
+        replace_folder(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def load_manifest(world: str | Path) -> dict:
+    """Read a world's manifest, or raise RecapError if `world` is not a world folder."""
+    path = Path(world) / WORLD_MANIFEST
+    if not path.is_file():
+        raise RecapError(f"{world} is not a world folder (no {WORLD_MANIFEST}); create one with `recap world`")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != WORLD_FORMAT or manifest.get("version") != WORLD_VERSION:
+        raise RecapError(f"{path} is not a version {WORLD_VERSION} {WORLD_FORMAT} manifest; regenerate the world")
+    return manifest
+
+
+def load_truth(world: str | Path, split: str) -> pa.Table:
+    """The truth table of one split (uid, scene JSON, ground-truth caption, alt_kind, serve, image_format)."""
+    if split not in SPLITS:
+        raise RecapError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    load_manifest(world)
+    return pq.read_table(Path(world) / split / "truth.parquet")
+
+
+def load_scenes(world: str | Path, split: str) -> dict[str, Scene]:
+    """uid -> Scene for one split."""
+    table = load_truth(world, split)
+    return {
+        uid: Scene.from_json(scene)
+        for uid, scene in zip(table["uid"].to_pylist(), table["scene"].to_pylist(), strict=True)
+    }

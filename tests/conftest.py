@@ -1,0 +1,37 @@
+"""Shared fixtures: a small embedded world and its img2dataset download, made once per test session."""
+
+from __future__ import annotations
+
+import os
+
+# Set before anything imports transformers, datasets or img2dataset: tests never touch the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import pytest  # noqa: E402
+
+from recap.world.generate import WorldConfig, generate_world  # noqa: E402
+
+SMALL_WORLD = WorldConfig(seed=7, size=160, sft_size=40, eval_size=40, samples_per_metadata_file=100)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A 160-image world (two metadata files in web) with the default failure mix."""
+    folder = tmp_path_factory.mktemp("world") / "world"
+    generate_world(SMALL_WORLD, folder, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def world_download(small_world, tmp_path_factory):
+    """The small world's web split downloaded with real img2dataset from the local server."""
+    from recap.ingest.download import DownloadConfig, download_world
+
+    out = tmp_path_factory.mktemp("shards") / "shards"
+    config = DownloadConfig(
+        metadata=str(small_world / "web" / "metadata"), out=str(out), image_size=64, samples_per_shard=64, timeout=2
+    )
+    summary = download_world(small_world, "web", config)
+    return out, summary
