@@ -67,6 +67,13 @@ def ground_truth_caption(scene: Scene) -> str:
     return " ".join(sentences)
 
 
+def short_caption(scene: Scene) -> str:
+    """A one-sentence caption: every object's size, colour and shape, without positions or background."""
+    phrases = [f"a {obj.size} {obj.colour} {obj.shape}" for obj in scene.objects]
+    text = _join(phrases)
+    return text[0].upper() + text[1:] + "."
+
+
 def validate_alt_text_mix(mix: Mapping[str, float]) -> dict[str, float]:
     """Check a kind -> weight mapping and return it normalised to sum 1."""
     unknown = sorted(set(mix) - set(ALT_TEXT_KINDS))

@@ -4,7 +4,8 @@ Layout of a world folder:
 
     world.json                         config, vocabulary, counts and alt-text quality per split
     {split}/metadata/{shard:05d}.parquet   DataComp metadata: uid, url, text, original_width/height, sha256
-    {split}/truth.parquet              uid, scene (JSON), caption (ground truth), alt_kind, serve, image_format
+    {split}/truth.parquet              uid, scene (JSON), caption and short_caption (ground truth), alt_kind,
+                                       serve, image_format
     {split}/images/{uid}.{jpg,png}     the image files the web serves
 
 Splits: `web` (to recaption; some URLs dead or corrupt when served), `sft` (for training the captioner) and
@@ -27,7 +28,13 @@ from tqdm import tqdm
 
 from recap.errors import RecapError
 from recap.io_utils import ensure_writable_folder, replace_folder, write_json_atomic
-from recap.world.captions import DEFAULT_ALT_TEXT_MIX, alt_text, ground_truth_caption, validate_alt_text_mix
+from recap.world.captions import (
+    DEFAULT_ALT_TEXT_MIX,
+    alt_text,
+    ground_truth_caption,
+    short_caption,
+    validate_alt_text_mix,
+)
 from recap.world.quality import CaptionScore, score_caption
 from recap.world.render import encode_image, render_scene
 from recap.world.scene import Scene, sample_scene
@@ -53,6 +60,7 @@ TRUTH_SCHEMA = pa.schema(
         ("uid", pa.string()),
         ("scene", pa.string()),
         ("caption", pa.string()),
+        ("short_caption", pa.string()),
         ("alt_kind", pa.string()),
         ("serve", pa.string()),
         ("image_format", pa.string()),
@@ -186,6 +194,7 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
         truth["uid"].append(sample.uid)
         truth["scene"].append(sample.scene.to_json())
         truth["caption"].append(sample.caption)
+        truth["short_caption"].append(short_caption(sample.scene))
         truth["alt_kind"].append(sample.alt_kind)
         truth["serve"].append(sample.serve)
         truth["image_format"].append(sample.image_format)
