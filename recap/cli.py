@@ -153,24 +153,140 @@ def _run_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_captioner_parser(subparsers) -> None:
+    from recap.training.captioner_training import CaptionerTrainingConfig
+
+    defaults = CaptionerTrainingConfig(train="", out="")
+    parser = subparsers.add_parser(
+        "train-captioner",
+        help="train the captioner (LLaVA recipe: projector, then projector + language model)",
+        description="Train a LLaVA captioner. Without --init a tiny LLaVA is built (CLIP-ViT tower, Llama "
+        "decoder, BPE tokenizer trained here) and trained in stages: vision (contrastive pretraining of the tower, "
+        "a tiny CLIP standing in for OpenAI CLIP), text (language-model pretraining standing in for LLaMA-3), "
+        "projector (LLaVA stage 1, short captions) and full (LLaVA stage 2, detailed captions; vision tower "
+        "frozen unless --unfreeze-vision). --train/--eval take a world split folder, a Parquet file with image "
+        "bytes or paths, or webdataset tars. Rerunning with the same --out resumes from the last checkpoint. "
+        "The final HF folder is OUT/model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--train", required=True, help="training pairs: world split folder, .parquet, or tars")
+    parser.add_argument("--eval", help="a world split folder to measure caption quality during training")
+    parser.add_argument("--out", required=True, help="run folder (checkpoint/, model/, training_summary.json)")
+    parser.add_argument("--init", help="an HF LLaVA folder to continue training instead of building a tiny one")
+    parser.add_argument("--spec", default=defaults.spec, help="tiny model size preset (tiny, micro)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    for stage in ("vision", "text", "projector", "full"):
+        parser.add_argument(
+            f"--{stage}-steps",
+            type=int,
+            default=defaults.stage_steps(stage),
+            help=f"optimizer steps of the {stage} stage (0 skips it)",
+        )
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--unfreeze-vision", action="store_true", help="train the vision tower in the full stage")
+    parser.add_argument(
+        "--vision-learning-rate-scale",
+        type=float,
+        default=defaults.vision_learning_rate_scale,
+        help="the tower's learning rate as a fraction of --learning-rate, with --unfreeze-vision",
+    )
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    parser.add_argument("--eval-images", type=int, default=defaults.eval_images)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_run_train_captioner)
+
+
+def _run_train_captioner(args: argparse.Namespace) -> int:
+    from recap.training.captioner_training import CaptionerTrainer, CaptionerTrainingConfig
+
+    config = _config(
+        CaptionerTrainingConfig,
+        train=args.train,
+        eval=args.eval,
+        out=args.out,
+        init=args.init,
+        spec=args.spec,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        vision_steps=args.vision_steps,
+        text_steps=args.text_steps,
+        projector_steps=args.projector_steps,
+        full_steps=args.full_steps,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        unfreeze_vision=args.unfreeze_vision,
+        vision_learning_rate_scale=args.vision_learning_rate_scale,
+        eval_every=args.eval_every,
+        eval_images=args.eval_images,
+        checkpoint_every=args.checkpoint_every,
+        threads=args.threads,
+    )
+    metrics = CaptionerTrainer(config, progress=not args.quiet).run()
+    print(f"model saved to {Path(args.out) / 'model'}")
+    if metrics:
+        print(", ".join(f"{key} {value}" for key, value in metrics.items()))
+    return 0
+
+
+def _add_eval_captions_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval-captions",
+        help="score a caption column of a table against the world's ground truth",
+        description="Join a table (Parquet file or folder, with a uid column) to the embedded world's ground "
+        "truth by uid and print precision (1 - hallucination rate), recall (coverage), per-attribute accuracy "
+        "and mean length of --column beside the table's original alt-text (--baseline).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--table", required=True, help="Parquet file or folder of them, with uid")
+    parser.add_argument("--world", required=True, help="the world folder the table's samples come from")
+    parser.add_argument("--column", default="re_caption", help="caption column to score")
+    parser.add_argument("--baseline", default="org_caption", help="column to show beside it (skipped if absent)")
+    parser.set_defaults(handler=_run_eval_captions)
+
+
+def _run_eval_captions(args: argparse.Namespace) -> int:
+    from recap.caption_quality import score_table
+    from recap.report import quality_table
+    from recap.world.generate import load_manifest
+
+    load_manifest(args.world)
+    result = score_table(args.table, args.world, column=args.column, baseline=args.baseline)
+    print(quality_table(result["summaries"]))
+    print(
+        f"rows {result['rows']}, null captions skipped {result['skipped_null']}, uids not in the world "
+        f"{result['unknown_uid']}"
+    )
+    return 0
+
+
 def _add_demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the main job end to end on the embedded world and print a summary",
-        description="Generate a world, download its web split through img2dataset from a local server, and print "
-        "counts, the download success rate, failures by reason and the alt-text's quality against ground truth.",
+        description="Generate a world, download its web split through img2dataset from a local server, caption "
+        "the held-out eval split with the shipped tiny LLaVA captioner, and print counts, the download success "
+        "rate, failures by reason, and the quality of alt-text and recaptions against the ground truth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", default="runs/demo", help="folder for every output of the demo")
     parser.add_argument("--size", type=int, default=2000, help="images in the web split")
     parser.add_argument("--seed", type=int, default=0, help="world seed")
+    parser.add_argument(
+        "--retrain-captioner",
+        action="store_true",
+        help="retrain the tiny captioner with the shipped recipe (about 30 minutes) instead of using the shipped one",
+    )
     parser.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from recap.demo import run_demo
 
-    run_demo(out=args.out, size=args.size, seed=args.seed)
+    run_demo(out=args.out, size=args.size, seed=args.seed, retrain_captioner=args.retrain_captioner)
     return 0
 
 
@@ -190,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     _add_world_parser(subparsers)
     _add_download_parser(subparsers)
+    _add_train_captioner_parser(subparsers)
+    _add_eval_captions_parser(subparsers)
     _add_demo_parser(subparsers)
     return parser
 
