@@ -263,6 +263,31 @@ def _run_eval_captions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_caption_parser(subparsers) -> None:
+    from recap.caption_job import add_job_arguments
+
+    parser = subparsers.add_parser(
+        "caption",
+        help="recaption webdataset shards (the Ray Data job of pipelines/recap_datacomp.py)",
+        description="Read webdataset shards, decode and resize images on CPU workers, caption them with a LLaVA "
+        "actor pool, and write one Parquet caption table per shard (schemas/caption_table.v1.json), a completion "
+        "marker per shard, a run manifest and run_summary.json. Every input sample appears exactly once, as a "
+        "caption or as an error row. --resume skips finished shards.",
+    )
+    add_job_arguments(parser)
+    parser.set_defaults(handler=_run_caption)
+
+
+def _run_caption(args: argparse.Namespace) -> int:
+    import json
+
+    from recap.caption_job import config_from_args, run_caption_job
+
+    summary = run_caption_job(config_from_args(args), progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _add_demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -306,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     _add_world_parser(subparsers)
     _add_download_parser(subparsers)
+    _add_caption_parser(subparsers)
     _add_train_captioner_parser(subparsers)
     _add_eval_captions_parser(subparsers)
     _add_demo_parser(subparsers)

@@ -1,0 +1,1 @@
+"""Batch, stage, pipeline, executor: the four nouns of recap's jobs (see shared/STYLE.md)."""

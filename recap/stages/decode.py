@@ -1,0 +1,186 @@
+"""Decode, validate and resize images on CPU workers, and parse each sample's caption and metadata.
+
+Every input row comes out as one row: either `status="ok"` with the image as a square uint8 array, or
+`status="bad_input"` with an `error` that says what was wrong (missing image or text, broken UTF-8 or JSON,
+empty, truncated or non-image bytes, too many pixels). Odd but valid modes (CMYK, 16-bit, palette, alpha) are
+converted to RGB. Images are padded to a square (as LLaVA does) and resized to `image_size`; JPEGs are
+decoded in draft mode at a reduced scale when that is enough.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageOps
+
+from recap.pipeline.stage import Batch, Resources, Stage, batch_length, object_array
+from recap.schema import STATUS_BAD_INPUT, STATUS_OK
+from recap.stages.webdataset_reader import READER_COLUMNS
+
+# LLaVA pads with the CLIP image mean so padding looks like "nothing" to the vision tower.
+PAD_COLOUR = (122, 116, 104)
+# `pixels` holds each ok image as raw RGB bytes of a size x size x 3 array (see `pixels_to_array`); plain bytes
+# travel through Arrow, Ray and Parquet without tensor extensions.
+DECODED_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("source_shard", pa.string()),
+        ("shard_total", pa.int64()),
+        ("uid", pa.string()),
+        ("url", pa.string()),
+        ("org_caption", pa.string()),
+        ("sha256", pa.string()),
+        ("pixels", pa.binary()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+DECODED_COLUMNS = tuple(DECODED_SCHEMA.names)
+
+
+def pixels_to_array(data: bytes) -> np.ndarray:
+    """Raw RGB bytes of a square image -> (side, side, 3) uint8."""
+    side = int(round((len(data) / 3) ** 0.5))
+    return np.frombuffer(data, dtype=np.uint8).reshape(side, side, 3)
+
+
+class BadInput(ValueError):
+    """A sample that cannot be captioned; the message becomes the row's `error`."""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        high = array.max() if array.size and array.max() > 0 else 1.0
+        image = Image.fromarray((array / high * 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def decode_image(data: bytes | None, image_size: int, max_pixels: int, pad_to_square: bool = True) -> np.ndarray:
+    """Bytes -> (image_size, image_size, 3) uint8, or BadInput saying why not."""
+    if data is None:
+        raise BadInput("the sample has no image")
+    if len(data) == 0:
+        raise BadInput("the image is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise BadInput(f"not an image ({error})") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadInput(f"the image has {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+    if image.format == "JPEG" and image.mode in ("RGB", "L", "CMYK"):
+        # Decode at the smallest power-of-two scale that stays at least image_size on the short side.
+        image.draft(image.mode, (image_size * width // min(width, height), image_size * height // min(width, height)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+        image = ImageOps.exif_transpose(image)
+        image = _to_rgb(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise BadInput(f"the image is truncated or corrupt ({error})") from None
+    if pad_to_square and image.width != image.height:
+        side = max(image.size)
+        canvas = Image.new("RGB", (side, side), PAD_COLOUR)
+        canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+        image = canvas
+    elif image.width != image.height:
+        image = ImageOps.fit(image, (min(image.size),) * 2)
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _text(data: bytes | None, what: str) -> str | None:
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInput(f"the {what} is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def _metadata(data: bytes | None) -> dict:
+    text = _text(data, ".json metadata")
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"the .json metadata is not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(value, dict):
+        raise BadInput("the .json metadata is not a JSON object")
+    return value
+
+
+@dataclass(kw_only=True)
+class DecodeImages(Stage):
+    """Reader rows -> decoded rows (see DECODED_COLUMNS); never raises on bad samples."""
+
+    image_size: int = 336
+    max_pixels: int = 89_478_485  # PIL's decompression-bomb limit
+    pad_to_square: bool = True
+    cpus: float = 1.0
+    rows_per_batch: int = 64
+
+    name: ClassVar[str] = "decode"
+    input_columns: ClassVar[tuple[str, ...]] = READER_COLUMNS
+    output_schema: ClassVar[pa.Schema] = DECODED_SCHEMA
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(cpus=self.cpus)
+
+    @property
+    def batch_size(self) -> int:
+        return self.rows_per_batch
+
+    def _row(self, batch: Batch, index: int) -> dict:
+        row = {"uid": None, "url": None, "org_caption": None, "sha256": None, "status": STATUS_OK, "error": None}
+        problems = []
+        if batch["read_error"][index] is not None:
+            problems.append(str(batch["read_error"][index]))
+        try:
+            meta = _metadata(batch["json"][index])
+        except BadInput as error:
+            meta = {}
+            problems.append(str(error))
+        row.update({name: meta.get(name) for name in ("uid", "url", "sha256")})
+        try:
+            caption = _text(batch["txt"][index], "caption (.txt)")
+            row["org_caption"] = caption if caption is not None else meta.get("caption")
+            if row["org_caption"] is None:
+                problems.append("the sample has no caption (.txt)")
+        except BadInput as error:
+            row["org_caption"] = batch["txt"][index].decode("utf-8", errors="replace")
+            problems.append(str(error))
+        pixels = None
+        if not problems:
+            try:
+                pixels = decode_image(batch["image"][index], self.image_size, self.max_pixels, self.pad_to_square)
+            except BadInput as error:
+                problems.append(str(error))
+        if problems:
+            row.update(status=STATUS_BAD_INPUT, error="; ".join(problems))
+        row["pixels"] = None if pixels is None else pixels.tobytes()
+        return row
+
+    def __call__(self, batch: Batch) -> Batch:
+        rows = [self._row(batch, index) for index in range(batch_length(batch))]
+        out = {name: batch[name] for name in ("key", "source_shard", "shard_total")}
+        for name in ("uid", "url", "org_caption", "sha256", "pixels", "status", "error"):
+            out[name] = object_array([row[name] for row in rows])
+        return {name: out[name] for name in DECODED_COLUMNS}

@@ -1,0 +1,127 @@
+"""Read webdataset tars (img2dataset's output) from any fsspec filesystem, one shard at a time.
+
+Every sample in a tar becomes one row, whatever is wrong with it: decoding and validation happen later, in
+CPU stages, so that a broken sample is recorded rather than lost. Rows carry the raw member bytes:
+
+    key            sample key (the member name up to its first dot)
+    source_shard   the tar's URI
+    shard_total    how many samples the tar holds (lets the writer know when a shard is complete)
+    image          image bytes, or None when the sample has no image member
+    image_format   the image member's suffix (jpg, png, ...), or None
+    txt            the .txt member's bytes (img2dataset's caption), or None
+    json           the .json member's bytes (img2dataset's metadata: uid, url, sha256, ...), or None
+    read_error     why the sample could not be read from the tar, or None
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+
+from recap.errors import RecapError
+from recap.pipeline.stage import Batch, object_array
+
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+READER_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("source_shard", pa.string()),
+        ("shard_total", pa.int64()),
+        ("image", pa.binary()),
+        ("image_format", pa.string()),
+        ("txt", pa.binary()),
+        ("json", pa.binary()),
+        ("read_error", pa.string()),
+    ]
+)
+READER_COLUMNS = tuple(READER_SCHEMA.names)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input tar: its URI and the name its output table takes (`00042` for `.../00042.tar`)."""
+
+    uri: str
+    name: str
+
+
+def list_shards(inputs: str | list[str], storage_options: dict | None = None) -> list[Shard]:
+    """Expand paths, folders and globs (local or any fsspec URI) into sorted, uniquely named tar shards."""
+    uris: list[str] = []
+    for item in [inputs] if isinstance(inputs, str) else inputs:
+        fs, path = fsspec.core.url_to_fs(item, **(storage_options or {}))
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        prefix = "" if protocol in ("file", "local") else f"{protocol}://"
+        if any(ch in path for ch in "*?["):
+            found = fs.glob(path)
+        elif fs.isdir(path):
+            found = fs.glob(posixpath.join(path, "*.tar"))
+        elif fs.exists(path):
+            found = [path]
+        else:
+            raise RecapError(f"input {item} does not exist")
+        tars = sorted(p for p in found if p.endswith(".tar"))
+        if not tars:
+            raise RecapError(f"input {item} holds no .tar shards")
+        uris.extend(prefix + p for p in tars)
+    shards = [Shard(uri=uri, name=posixpath.basename(uri)[: -len(".tar")]) for uri in dict.fromkeys(uris)]
+    names = [shard.name for shard in shards]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise RecapError(f"input shards share the names {duplicates[:5]}; output tables are named after shards")
+    return shards
+
+
+def _split_member(name: str) -> tuple[str, str]:
+    """'dir/000123.jpg' -> ('dir/000123', 'jpg'): webdataset keys end at the basename's first dot."""
+    directory, base = posixpath.split(name)
+    stem, _, suffix = base.partition(".")
+    return posixpath.join(directory, stem) if directory else stem, suffix.lower()
+
+
+def _empty_sample(key: str) -> dict:
+    return {"key": key, "image": None, "image_format": None, "txt": None, "json": None, "read_error": None}
+
+
+def read_shard(shard: Shard, *, rows_per_batch: int = 256, storage_options: dict | None = None) -> Iterator[Batch]:
+    """Yield the samples of one tar as batches of rows (see the module docstring for columns).
+
+    A tar is read whole before its rows are yielded (one shard is one unit of work, as in Ray's
+    read_webdataset), which is how `shard_total` is known. A tar that ends early yields what it had, and its
+    last, damaged sample carries `read_error`.
+    """
+    with fsspec.open(shard.uri, "rb", **(storage_options or {})) as handle:
+        samples: dict[str, dict] = {}
+        error: str | None = None
+        try:
+            with tarfile.open(fileobj=handle, mode="r:") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key, suffix = _split_member(member.name)
+                    sample = samples.setdefault(key, _empty_sample(key))
+                    data = tar.extractfile(member).read()
+                    if suffix in IMAGE_SUFFIXES and sample["image"] is None:
+                        sample["image"], sample["image_format"] = data, suffix
+                    elif suffix in ("txt", "json"):
+                        sample[suffix] = data
+        except (tarfile.TarError, OSError, EOFError) as failure:
+            error = f"the tar is damaged after {len(samples)} samples: {failure}"
+        if error is not None:
+            damaged = list(samples.values())[-1] if samples else samples.setdefault("", _empty_sample(""))
+            damaged["read_error"] = error
+    rows = list(samples.values())
+    for start in range(0, len(rows), rows_per_batch):
+        chunk = rows[start : start + rows_per_batch]
+        batch = {
+            column: object_array([row[column] for row in chunk]) for column in READER_COLUMNS if column in chunk[0]
+        }
+        batch["source_shard"] = object_array([shard.uri] * len(chunk))
+        batch["shard_total"] = np.full(len(chunk), len(rows), dtype=np.int64)
+        yield {column: batch[column] for column in READER_COLUMNS}
