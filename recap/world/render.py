@@ -12,6 +12,7 @@ from recap.world.scene import Scene, SceneObject
 from recap.world.vocabulary import BACKGROUNDS, BRAND_PATTERNS, COLOURS
 
 SUPERSAMPLE = 2  # draw at twice the size and downscale, for anti-aliased edges
+MARK_RADIUS = 0.5  # the mark's disc, as a fraction of the object's radius
 
 
 def _regular_polygon(cx: float, cy: float, radius: float, sides: int, rotation: float) -> list[tuple[float, float]]:
@@ -68,7 +69,10 @@ def _shape_mask(size: int, obj: SceneObject) -> Image.Image:
 
 
 def _pattern_mask(size: int, obj: SceneObject) -> Image.Image:
-    """The brand's mark: stripes, dots or a checker board, scaled to the object."""
+    """The brand's mark: stripes, dots or a checker board on a central disc of the object.
+
+    The mark covers the middle only, like a logo, so the outline (shape) and most of the colour stay visible.
+    """
     pattern = BRAND_PATTERNS[obj.mark]
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
@@ -92,7 +96,10 @@ def _pattern_mask(size: int, obj: SceneObject) -> Image.Image:
             for i in range(int(2 * r / cell) + 1):
                 if (i + j) % 2 == 0:
                     draw.rectangle([x0 + i * cell, y0 + j * cell, x0 + (i + 1) * cell, y0 + (j + 1) * cell], fill=255)
-    return mask
+    disc = Image.new("L", (size, size), 0)
+    cx, cy, inner = obj.x * size, obj.y * size, r * MARK_RADIUS
+    ImageDraw.Draw(disc).ellipse([cx - inner, cy - inner, cx + inner, cy + inner], fill=255)
+    return Image.fromarray(np.minimum(np.asarray(mask), np.asarray(disc)))
 
 
 def _background(size: int, scene: Scene, rng: np.random.Generator) -> np.ndarray:
