@@ -8,6 +8,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# Test clusters run without Ray's token authentication; `ray job submit` must match (see README).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import pytest  # noqa: E402
 
@@ -35,3 +37,13 @@ def world_download(small_world, tmp_path_factory):
     )
     summary = download_world(small_world, "web", config)
     return out, summary
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray for the whole session (2 CPUs, like CI); yields its GCS address for other drivers."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -1,0 +1,125 @@
+"""The recaption job end to end on world shards, with the shipped tiny captioner, locally and on Ray."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from recap.caption_job import CaptionJobConfig, run_caption_job
+from recap.errors import RecapError
+from recap.world.generate import load_scenes
+from recap.world.quality import score_captions
+
+from ..shard_factory import bad_input_shard, reshard
+
+PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "recap_datacomp.py"
+
+
+def _rows(output):
+    return ds.dataset(str(output), format="parquet").to_table().to_pylist()
+
+
+def _input_keys(shards):
+    import tarfile
+
+    keys = set()
+    for tar_path in sorted(Path(shards).glob("*.tar")):
+        with tarfile.open(tar_path) as tar:
+            keys |= {(tar_path.stem, m.name.split(".")[0]) for m in tar.getmembers()}
+    return keys
+
+
+def test_local_executor_end_to_end(small_world, world_download, tmp_path):
+    shards, _ = world_download
+    config = CaptionJobConfig(input=[str(shards)], output=str(tmp_path / "captions"), executor="local", batch_size=32)
+    summary = run_caption_job(config, progress=False)
+    rows = _rows(tmp_path / "captions")
+    assert {(Path(r["source_shard"]).stem, r["key"]) for r in rows} == _input_keys(shards)
+    assert len(rows) == summary["rows"] == summary["rows_ok"] + summary["rows_failed"]
+    scenes = load_scenes(small_world, "web")
+    quality = score_captions([r["re_caption"] for r in rows], [scenes[r["uid"]] for r in rows]).summary()
+    assert quality["object_precision"] > 0.9 and quality["object_recall"] > 0.9
+    manifest = json.loads((tmp_path / "captions" / "manifests" / f"{summary['run_id']}.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["captioner"]["prompt_text"].startswith("Please generate a detailed caption")
+    assert manifest["captioner"]["generation"]["max_new_tokens"] == 128
+    with pytest.raises(RecapError, match="--resume"):
+        run_caption_job(config, progress=False)
+    again = run_caption_job(CaptionJobConfig(**{**config.__dict__, "resume": True}), progress=False)
+    assert again["shards_written"] == 0 and again["shards_skipped"] == summary["shards_written"]
+
+
+def test_bad_input_matrix_on_ray(ray_cluster, tmp_path):
+    expected = bad_input_shard(tmp_path / "00000.tar")
+    config = CaptionJobConfig(
+        input=[str(tmp_path / "00000.tar")],
+        output=str(tmp_path / "out"),
+        executor="ray",
+        cpus_per_actor=0.5,
+        decode_cpus=0.5,
+        max_pixels=50_000,
+        batch_size=8,
+    )
+    summary = run_caption_job(config, progress=False)
+    rows = {row["key"]: row for row in pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()}
+    assert set(rows) == set(expected)
+    for key, (name, error) in expected.items():
+        if error is None:
+            assert rows[key]["status"] == "ok" and rows[key]["re_caption"], name
+        else:
+            assert rows[key]["status"] == "bad_input" and error in rows[key]["error"], name
+    assert summary["rows"] == len(expected) == summary["rows_ok"] + summary["rows_failed"]
+    assert summary["rows_failed"] >= 10
+
+
+def _driver(shards, output, address):
+    return [
+        sys.executable,
+        str(PIPELINE),
+        "--input",
+        str(shards),
+        "--output",
+        str(output),
+        "--executor",
+        "ray",
+        "--ray-address",
+        address,
+        "--cpus-per-actor",
+        "0.5",
+        "--batch-size",
+        "8",
+        "--resume",
+        "--quiet",
+    ]
+
+
+def test_resume_after_sigkill_gives_every_key_once(ray_cluster, world_download, tmp_path):
+    source, _ = world_download
+    shards = tmp_path / "shards"
+    total = reshard(source, shards, samples_per_shard=12)
+    output = tmp_path / "captions"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    process = subprocess.Popen(
+        _driver(shards, output, ray_cluster), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((output / "_done").glob("*.json")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(list((output / "_done").glob("*.json")))
+    assert 1 <= finished < total, "the driver should die mid-run"
+    result = subprocess.run(_driver(shards, output, ray_cluster), env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["shards_skipped"] == finished and summary["shards_written"] == total - finished
+    rows = _rows(output)
+    keys = [(Path(r["source_shard"]).stem, r["key"]) for r in rows]
+    assert len(keys) == len(set(keys)) and set(keys) == _input_keys(shards)

@@ -1,0 +1,58 @@
+"""Reader and decode stage on a tar holding every kind of broken sample."""
+
+import numpy as np
+
+from recap.schema import STATUS_BAD_INPUT, STATUS_OK
+from recap.stages.decode import DecodeImages, pixels_to_array
+from recap.stages.webdataset_reader import list_shards, read_shard
+
+from ..shard_factory import bad_input_shard
+
+
+def _decode_all(path, **options):
+    shard = list_shards(str(path))[0]
+    stage = DecodeImages(image_size=32, max_pixels=50_000, **options)
+    rows = []
+    for batch in read_shard(shard, rows_per_batch=5):
+        out = stage(batch)
+        rows.extend({k: out[k][i] for k in out} for i in range(len(out["key"])))
+    return rows
+
+
+def test_every_bad_sample_is_a_row_with_its_reason(tmp_path):
+    expected = bad_input_shard(tmp_path / "00000.tar")
+    rows = _decode_all(tmp_path / "00000.tar")
+    assert sorted(row["key"] for row in rows) == sorted(expected)
+    assert all(row["shard_total"] == len(expected) for row in rows)
+    for row in rows:
+        name, error = expected[row["key"]]
+        if error is None:
+            assert row["status"] == STATUS_OK, (name, row["error"])
+            assert pixels_to_array(row["pixels"]).shape == (32, 32, 3)
+            assert row["uid"] == f"{int(row['key']):032x}"
+        else:
+            assert row["status"] == STATUS_BAD_INPUT, name
+            assert error in row["error"], (name, row["error"])
+            assert row["pixels"] is None
+    bad = sum(row["status"] == STATUS_BAD_INPUT for row in rows)
+    assert bad >= 10 and bad + sum(row["status"] == STATUS_OK for row in rows) == len(expected)
+    assert len(expected) >= 17  # ten kinds of broken sample, six odd-but-valid ones, one plain good one
+
+
+def test_odd_modes_become_rgb_and_panoramas_are_padded(tmp_path):
+    expected = bad_input_shard(tmp_path / "00000.tar")
+    by_name = {expected[row["key"]][0]: row for row in _decode_all(tmp_path / "00000.tar")}
+    rgba = pixels_to_array(by_name["rgba"]["pixels"])
+    assert rgba.dtype == np.uint8 and rgba.shape == (32, 32, 3)
+    wide = pixels_to_array(by_name["panorama"]["pixels"])
+    assert tuple(wide[0, 16]) == (122, 116, 104)  # padding colour above the wide image
+
+
+def test_damaged_tar_keeps_what_it_had(tmp_path):
+    bad_input_shard(tmp_path / "full.tar")
+    data = (tmp_path / "full.tar").read_bytes()
+    (tmp_path / "00001.tar").write_bytes(data[: len(data) // 2])
+    rows = [row for batch in read_shard(list_shards(str(tmp_path / "00001.tar"))[0]) for row in [batch]]
+    keys = [k for batch in rows for k in batch["key"]]
+    errors = [e for batch in rows for e in batch["read_error"] if e]
+    assert 0 < len(keys) < 18 and len(errors) == 1 and "damaged" in errors[0]
