@@ -11,13 +11,13 @@ import pytest
 from recap.cli import main
 
 
-@pytest.mark.parametrize("command", ["world", "download", "demo"])
+@pytest.mark.parametrize("command", ["world", "download", "caption", "train-captioner", "eval-captions", "demo"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    assert "--out" in text and len(text.splitlines()) > 8
+    assert f"usage: recap {command}" in text and "options:" in text and len(text.splitlines()) > 8
 
 
 def test_console_entry_point_runs():

@@ -186,6 +186,8 @@ class CaptionerTrainer:
         final = self.out / CHECKPOINT
         old = self.out / f".{CHECKPOINT}.old"
         if final.exists():
+            # a crash during the last swap's cleanup can leave an old folder behind; replace() needs it gone
+            shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
         os.replace(temporary, final)
         shutil.rmtree(old, ignore_errors=True)
@@ -401,7 +403,7 @@ class CaptionerTrainer:
 
     def run(self) -> dict:
         """Run the remaining stages, save the final HF folder in `out/model`, return the final metrics."""
-        started = time.perf_counter()
+        started, seconds_before = time.perf_counter(), self.state["seconds"]
         for stage in STAGES:
             if stage in self.state["completed"] or self.config.stage_steps(stage) == 0:
                 continue
@@ -415,7 +417,7 @@ class CaptionerTrainer:
         record = {
             "config": asdict(self.config),
             "stages_completed": self.state["completed"],
-            "train_seconds": round(self.state["seconds"] + time.perf_counter() - started, 1),
+            "train_seconds": round(seconds_before + time.perf_counter() - started, 1),
             "eval_metrics": metrics,
             "history": self.state["history"],
         }

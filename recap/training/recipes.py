@@ -9,9 +9,27 @@ from recap.training.captioner_training import CaptionerTrainingConfig
 from recap.world.generate import WorldConfig
 
 # A training world of its own (seed 1), so the demo's and the tests' worlds (other seeds) stay unseen.
-CAPTIONER_WORLD = WorldConfig(seed=1, size=100, sft_size=20_000, eval_size=300)
+CAPTIONER_WORLD = WorldConfig(seed=1, size=100, sft_size=60_000, eval_size=300)
+
+WORLD_COMMAND = "recap world --out runs/captioner-world --size 100 --sft-size 60000 --eval-size 300 --seed 1"
+TRAIN_COMMAND = (
+    "recap train-captioner --train runs/captioner-world/sft --eval runs/captioner-world/eval "
+    "--out runs/captioner --full-steps 4500 --eval-every 1000 --unfreeze-vision --vision-learning-rate-scale 1.0"
+)
 
 
 def tiny_captioner_recipe(train: str, eval: str | None, out: str) -> CaptionerTrainingConfig:
-    """The shipped captioner's training config (the CLI defaults of `recap train-captioner`)."""
-    return CaptionerTrainingConfig(train=train, eval=eval, out=out)
+    """TRAIN_COMMAND as a config: the CLI defaults, with the vision tower trained in stage 2.
+
+    With the tower frozen, the tiny contrastive tower's features did not carry shape (shape accuracy at
+    chance after 500 stage-2 steps), so the recipe unfreezes it at the full learning rate.
+    """
+    return CaptionerTrainingConfig(
+        train=train,
+        eval=eval,
+        out=out,
+        full_steps=4500,
+        eval_every=1000,
+        unfreeze_vision=True,
+        vision_learning_rate_scale=1.0,
+    )

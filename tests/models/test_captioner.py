@@ -49,7 +49,8 @@ def test_checkpoint_renders_llama3_chat_prompt(micro_checkpoint):
     folder, _, _ = micro_checkpoint
     prompt = render_prompt(AutoProcessor.from_pretrained(folder), PAPER_PROMPT)
     assert prompt == (
-        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n<image>\n" + PAPER_PROMPT
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n<image>\n"
+        + PAPER_PROMPT
         + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
     )
 

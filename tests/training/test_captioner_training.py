@@ -113,7 +113,8 @@ def test_killed_training_resumes_to_the_same_weights(training_world, tmp_path):
     assert not (interrupted / "model").exists(), "the run was killed before it finished"
     killed_at = json.loads(state.read_text())
 
-    subprocess.run(_command(training_world, interrupted), check=True, capture_output=True, timeout=600)
+    resumed = subprocess.run(_command(training_world, interrupted), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert killed_at["stage"] == "full" and 20 <= killed_at["step"] < 80
     first = load_file(reference / "model" / "model.safetensors")
     second = load_file(interrupted / "model" / "model.safetensors")

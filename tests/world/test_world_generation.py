@@ -116,3 +116,20 @@ def test_refuses_to_overwrite_without_flag(small_world, tmp_path):
 def test_config_errors_name_the_field(options, message):
     with pytest.raises(ValueError, match=message):
         WorldConfig(**options)
+
+
+def test_world_exports_to_webdataset_shards(small_world, tmp_path):
+    import json
+    import tarfile
+
+    from recap.world.shards import write_webdataset
+
+    count = write_webdataset(small_world, "eval", tmp_path / "shards", samples_per_shard=15, repeat=2)
+    assert count == 80
+    tars = sorted((tmp_path / "shards").glob("*.tar"))
+    assert [t.name for t in tars] == [f"{i:05d}.tar" for i in range(6)]
+    with tarfile.open(tars[0]) as tar:
+        names = tar.getnames()
+        record = json.loads(tar.extractfile(names[2]).read())
+    assert names[:3] == ["000000000.jpg", "000000000.txt", "000000000.json"]
+    assert len(record["uid"]) == 32 and record["status"] == "success"
