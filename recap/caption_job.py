@@ -24,7 +24,7 @@ from recap.stages.decode import DecodeImages
 from recap.stages.webdataset_reader import list_shards
 
 EXECUTORS = ("ray", "local")
-SUMMARY_FILE = "run_summary.json"
+SUMMARY_FILE = "_run_summary.json"  # "_" keeps it out of Parquet dataset discovery
 
 
 @dataclass(kw_only=True)

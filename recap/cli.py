@@ -271,7 +271,7 @@ def _add_caption_parser(subparsers) -> None:
         help="recaption webdataset shards (the Ray Data job of pipelines/recap_datacomp.py)",
         description="Read webdataset shards, decode and resize images on CPU workers, caption them with a LLaVA "
         "actor pool, and write one Parquet caption table per shard (schemas/caption_table.v1.json), a completion "
-        "marker per shard, a run manifest and run_summary.json. Every input sample appears exactly once, as a "
+        "marker per shard, a run manifest and _run_summary.json. Every input sample appears exactly once, as a "
         "caption or as an error row. --resume skips finished shards.",
     )
     add_job_arguments(parser)

@@ -95,7 +95,7 @@ CAPTION_COLUMNS: tuple[Column, ...] = (
           "Number of tokens the captioner generated for re_caption. Null when no caption was generated."),
     _ours("finish_reason", pa.string(), "Why generation ended: 'stop' (end of sequence or a stop string) or 'length' "
           "(token limit reached, so the caption may be cut off). Null when no caption was generated."),
-    _ours("run_id", pa.string(), "Id of the run that wrote this row. Its manifest, manifests/<run_id>.json next to "
+    _ours("run_id", pa.string(), "Id of the run that wrote this row. Its manifest, _manifests/<run_id>.json next to "
           "the tables, holds the full prompt text and generation parameters.", nullable=False),
 )
 # fmt: on

@@ -24,7 +24,7 @@ from recap.pipeline.stage import Batch, batch_length
 from recap.schema import STATUS_OK, table_from_rows, word_count
 
 DONE_FOLDER = "_done"
-MANIFEST_FOLDER = "manifests"
+MANIFEST_FOLDER = "_manifests"  # "_" and "." names are skipped by pyarrow.dataset, Spark and HF loaders
 
 
 def shard_name_of(uri: str) -> str:

@@ -46,7 +46,7 @@ def test_local_executor_end_to_end(small_world, world_download, tmp_path):
     scenes = load_scenes(small_world, "web")
     quality = score_captions([r["re_caption"] for r in rows], [scenes[r["uid"]] for r in rows]).summary()
     assert quality["object_precision"] > 0.9 and quality["object_recall"] > 0.9
-    manifest = json.loads((tmp_path / "captions" / "manifests" / f"{summary['run_id']}.json").read_text())
+    manifest = json.loads((tmp_path / "captions" / "_manifests" / f"{summary['run_id']}.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["captioner"]["prompt_text"].startswith("Please generate a detailed caption")
     assert manifest["captioner"]["generation"]["max_new_tokens"] == 128
