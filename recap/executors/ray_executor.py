@@ -2,12 +2,13 @@
 
 This is the only module that imports Ray. Rows stream back to the driver, which counts them in a progress
 bar and hands them to the writer (caption rows are small: images are dropped by the caption stage).
-A watchdog ends the job with a clear message when no row arrives for `stall_timeout_s`.
+Actors that die are restarted and their batches retried (Ray Data's defaults); a watchdog ends the job with a
+clear message when no row arrives for `stall_timeout_s` (a stuck actor, or one that dies on every restart).
 """
 
 from __future__ import annotations
 
-import _thread
+import queue
 import threading
 import time
 
@@ -67,30 +68,65 @@ class _StageActor(_TypedStage):
         stage.setup()
 
 
-class _Watchdog:
-    """Interrupts the driver when no progress is reported for `timeout` seconds."""
+_END = object()
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout, self.last, self.fired = timeout, time.monotonic(), False
+
+class _Stream:
+    """Pulls batches from a Ray dataset in a background thread, so that the driver can wait for each one with
+    a timeout: Ray's own iterator blocks without one, and a job must never hang on a stuck actor."""
+
+    def __init__(self, dataset, stall_timeout_s: float) -> None:
+        self.dataset, self.timeout = dataset, stall_timeout_s
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="recap-watchdog")
+        self._thread = threading.Thread(target=self._pull, daemon=True, name="recap-ray-stream")
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _pull(self) -> None:
+        try:
+            for batch in self.dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                self._put(batch)
+                if self._stop.is_set():
+                    return
+            self._put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the driver thread, which re-raises it
+            self._put(error)
 
     def __enter__(self):
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
-        self._stop.set()
-
-    def tick(self) -> None:
-        self.last = time.monotonic()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(min(5.0, self.timeout / 4)):
-            if time.monotonic() - self.last > self.timeout:
-                self.fired = True
-                _thread.interrupt_main()
+    def __iter__(self):
+        while True:
+            try:
+                item = self._queue.get(timeout=self.timeout)
+            except queue.Empty:
+                raise RecapError(
+                    f"no row finished for {self.timeout:g} s (a stuck actor, or one that dies on every restart?); "
+                    "completed shards are kept: rerun with --resume"
+                ) from None
+            if item is _END:
                 return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        # Stop the streaming executor and kill its actors. Ray Data keeps the executor of a running iteration
+        # here once the first block has arrived; before that (or on a Ray without the attribute) the actors are
+        # released when the driver process exits, as the job's CLI does after an error.
+        executor = getattr(self.dataset, "_current_executor", None)
+        if executor is not None:
+            executor.shutdown(force=True)
+            self._thread.join(timeout=30)
 
 
 class RayExecutor:
@@ -102,10 +138,8 @@ class RayExecutor:
         address: str | None = None,
         actors: int = 1,
         stall_timeout_s: float = 600.0,
-        max_actor_restarts: int = 2,
     ) -> None:
         self.address, self.actors, self.stall_timeout_s = address, actors, stall_timeout_s
-        self.max_actor_restarts = max_actor_restarts
 
     def _check_resources(self, pipeline: Pipeline, ray) -> None:
         """On a CPU-only cluster an actor pool that holds every CPU starves the readers and hangs silently."""
@@ -140,8 +174,6 @@ class RayExecutor:
                     batch_format="numpy",
                     num_cpus=resources.cpus,
                     num_gpus=resources.gpus,
-                    max_restarts=self.max_actor_restarts,
-                    max_task_retries=self.max_actor_restarts,
                 )
             else:
                 dataset = dataset.map_batches(
@@ -151,20 +183,17 @@ class RayExecutor:
         started = time.perf_counter()
         with (
             tqdm(total=total_rows, unit="img", desc="captioning", disable=not progress, smoothing=0.1) as bar,
-            _Watchdog(self.stall_timeout_s) as watchdog,
+            _Stream(dataset, self.stall_timeout_s) as stream,
         ):
             try:
-                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                for batch in stream:
                     pipeline.writer.add(batch)
                     count = batch_length(batch)
                     rows += count
                     bar.update(count)
-                    watchdog.tick()
-            except KeyboardInterrupt:
-                if watchdog.fired:
-                    raise RecapError(
-                        f"no row finished for {self.stall_timeout_s:g} s (a stuck or starved actor?); completed "
-                        "shards are kept: rerun with --resume"
-                    ) from None
-                raise
+            except ray.exceptions.RayError as error:
+                raise RecapError(
+                    f"the Ray job failed: {type(error).__name__}: {str(error)[:2000]}\ncompleted shards are kept: "
+                    "rerun with --resume"
+                ) from error
         return {"rows": rows, "stage_seconds": {"pipeline": round(time.perf_counter() - started, 3)}}
