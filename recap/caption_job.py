@@ -228,12 +228,20 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actors", type=int, help="captioner actors, one model each (default 1)")
     parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
     parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor; keep one CPU free for reading")
+    parser.add_argument("--decode-cpus", type=float, help="CPUs per decode/resize task (default 1)")
+    parser.add_argument(
+        "--stall-timeout", dest="stall_timeout_s", type=float, help="fail when no row finishes for this long (s)"
+    )
     parser.add_argument("--batch-size", type=int, help="images per captioner call (default 16)")
     parser.add_argument("--prompt", help="prompt preset: recap-datacomp-1b (default), alt-text-conditioned, short")
     parser.add_argument("--max-new-tokens", type=int, help="generation limit (default 128)")
     parser.add_argument("--image-size", type=int, help="decode/resize target (default: the captioner's input size)")
     parser.add_argument("--executor", choices=EXECUTORS, help="ray (default) or local (no cluster)")
-    parser.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster address (default: RAY_ADDRESS, or the cluster `ray start` began here, else a new local Ray; "
+        "'local' always starts a new one)",
+    )
     parser.add_argument("--resume", action="store_true", default=None, help="skip shards already finished")
     parser.add_argument("--storage-options", type=json.loads, help="fsspec options as JSON, e.g. '{\"key\": ...}'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

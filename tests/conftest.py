@@ -40,10 +40,24 @@ def world_download(small_world, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def job_shards(world_download, tmp_path_factory):
+    """Three webdataset shards of 20 downloaded world samples each, for the recaption job's tests."""
+    from .shard_factory import reshard
+
+    source, _ = world_download
+    shards = tmp_path_factory.mktemp("job-shards") / "shards"
+    reshard(source, shards, samples_per_shard=20)
+    for extra in sorted(shards.glob("*.tar"))[3:]:
+        extra.unlink()
+    return shards
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """A real local Ray for the whole session (2 CPUs, like CI); yields its GCS address for other drivers."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a new cluster even when `ray start` left /tmp/ray/ray_current_cluster behind
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

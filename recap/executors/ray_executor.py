@@ -129,6 +129,35 @@ class _Stream:
             self._thread.join(timeout=30)
 
 
+def check_placement(nodes: list[dict], actors: int, actor_cpus: float, actor_gpus: float, task_cpus: float) -> None:
+    """Refuse a job that would hang: Ray waits silently for resources that will never be free.
+
+    `nodes` are the alive nodes' resources (`ray.nodes()[i]["Resources"]`). The actors are placed the way
+    that leaves the least room for reading and decoding (spread over the nodes, as Ray Data does); after that,
+    some node must still hold `task_cpus` free CPUs (a read or decode task), or the pipeline starves.
+    """
+    free = [{"CPU": float(n.get("CPU", 0)), "GPU": float(n.get("GPU", 0))} for n in nodes]
+    for index in range(actors):
+        fits = [n for n in free if n["CPU"] >= actor_cpus and n["GPU"] >= actor_gpus]
+        if not fits:
+            have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes)
+            raise RecapError(
+                f"captioner actor {index + 1} of {actors} ({actor_cpus:g} CPU, {actor_gpus:g} GPU each) does not fit "
+                f"on the cluster's nodes ({have}); the job would wait forever. Use fewer --actors, or lower "
+                "--cpus-per-actor / --gpus-per-actor"
+            )
+        target = max(fits, key=lambda n: (n["CPU"], n["GPU"]))
+        target["CPU"] -= actor_cpus
+        target["GPU"] -= actor_gpus
+    room = max((n["CPU"] for n in free), default=0.0)
+    if room < task_cpus:
+        raise RecapError(
+            f"with {actors} captioner actor(s) of {actor_cpus:g} CPU spread over {len(nodes)} node(s), no node keeps "
+            f"{task_cpus:g} CPU free for reading and decoding (at most {room:g}), so the job would hang. Use fewer "
+            "--actors or a smaller --cpus-per-actor (e.g. 0.5), or add CPUs"
+        )
+
+
 class RayExecutor:
     """Runs on the Ray cluster at `address` (None: the one `ray job submit` points at, or a local one)."""
 
@@ -142,22 +171,25 @@ class RayExecutor:
         self.address, self.actors, self.stall_timeout_s = address, actors, stall_timeout_s
 
     def _check_resources(self, pipeline: Pipeline, ray) -> None:
-        """On a CPU-only cluster an actor pool that holds every CPU starves the readers and hangs silently."""
-        cpus = ray.cluster_resources().get("CPU", 0)
-        held = sum(stage.resources.cpus * self.actors for stage in pipeline.stages if stage.needs_setup)
-        if held > cpus - 1:
-            raise RecapError(
-                f"{self.actors} captioner actor(s) would hold {held:g} of the cluster's {cpus:g} CPUs, leaving less "
-                "than one for reading and decoding (the job would hang); use fewer --actors or a smaller "
-                "--cpus-per-actor (e.g. 0.5)"
-            )
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        model_stages = [stage for stage in pipeline.stages if stage.needs_setup]
+        task_cpus = max([1.0] + [stage.resources.cpus for stage in pipeline.stages if not stage.needs_setup])
+        for stage in model_stages:
+            check_placement(nodes, self.actors, stage.resources.cpus, stage.resources.gpus, task_cpus)
 
     def run(self, pipeline: Pipeline, *, progress: bool = True, total_rows: int | None = None) -> dict:
         import ray
         from ray.data import ActorPoolStrategy, DataContext
 
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=True)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                where = self.address or "the address in RAY_ADDRESS or /tmp/ray/ray_current_cluster (from `ray start`)"
+                raise RecapError(
+                    f"cannot connect to the Ray cluster at {where}: {error}. Start the cluster, or pass "
+                    "--ray-address local for a fresh local Ray (`ray stop` clears a stale cluster file)"
+                ) from None
         self._check_resources(pipeline, ray)
         context = DataContext.get_current()
         context.enable_progress_bars = False  # rows, not blocks: the driver shows its own bar

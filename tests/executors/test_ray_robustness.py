@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from recap.executors.ray_executor import RayExecutor
 from recap.models.assets import shipped_captioner
@@ -18,8 +17,6 @@ from recap.stages.caption import CaptionImages
 from recap.stages.caption_table_writer import CaptionTableWriter
 from recap.stages.decode import DecodeImages
 from recap.stages.webdataset_reader import list_shards
-
-from ..shard_factory import reshard
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -59,24 +56,14 @@ def _caption_stage(cls, **options):
     return cls(captioner=config, cpus=0.5, **options)
 
 
-@pytest.fixture(scope="module")
-def few_shards(world_download, tmp_path_factory):
-    source, _ = world_download
-    shards = tmp_path_factory.mktemp("robust") / "shards"
-    reshard(source, shards, samples_per_shard=20)
-    for extra in sorted(shards.glob("*.tar"))[2:]:
-        extra.unlink()  # two shards of 20 are enough
-    return shards
-
-
-def test_an_actor_that_dies_is_restarted_and_its_batch_retried(ray_cluster, few_shards, tmp_path):
-    pipeline = _pipeline(few_shards, tmp_path / "out", _caption_stage(DiesOnce, flag=str(tmp_path / "died")))
+def test_an_actor_that_dies_is_restarted_and_its_batch_retried(ray_cluster, job_shards, tmp_path):
+    pipeline = _pipeline(job_shards, tmp_path / "out", _caption_stage(DiesOnce, flag=str(tmp_path / "died")))
     result = RayExecutor(actors=1, stall_timeout_s=120).run(pipeline, progress=False)
     assert (tmp_path / "died").exists(), "the actor should have crashed once"
-    assert result["rows"] == 40
+    assert result["rows"] == 60
     rows = [row for path in sorted((tmp_path / "out").glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
-    assert len(rows) == 40 and len({(r["source_shard"], r["key"]) for r in rows}) == 40
-    assert sum(r["status"] == "ok" for r in rows) >= 35 and all(r["re_caption"] for r in rows if r["status"] == "ok")
+    assert len(rows) == 60 and len({(r["source_shard"], r["key"]) for r in rows}) == 60
+    assert sum(r["status"] == "ok" for r in rows) >= 50 and all(r["re_caption"] for r in rows if r["status"] == "ok")
 
 
 HUNG_DRIVER = """
@@ -94,12 +81,12 @@ except RecapError as error:
 """
 
 
-def test_a_hung_actor_ends_the_job_with_a_message(ray_cluster, few_shards, tmp_path):
+def test_a_hung_actor_ends_the_job_with_a_message(ray_cluster, job_shards, tmp_path):
     import ray
 
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", HUNG_DRIVER, str(few_shards), str(tmp_path / "out"), ray_cluster],
+        [sys.executable, "-c", HUNG_DRIVER, str(job_shards), str(tmp_path / "out"), ray_cluster],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,

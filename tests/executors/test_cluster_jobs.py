@@ -1,0 +1,96 @@
+"""The recaption job on a real `ray start` cluster of two nodes: through `ray job submit`, and spread over both."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+from ..ray_nodes import BIN, LocalRayCluster, cluster_env
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """A head (2 CPUs, dashboard) and a second node (2 CPUs) joined with `ray start --address`."""
+    cluster = LocalRayCluster(tmp_path_factory.mktemp("ray-nodes"))
+    try:
+        cluster.start_head(num_cpus=2)
+        cluster.wait_for(1)
+        cluster.add_worker(num_cpus=2, resources={"second_node": 1})
+        cluster.wait_for(2)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _job_arguments(shards, output, *extra):
+    common = ["--output", str(output), "--stall-timeout", "120", "--quiet"]
+    return ["pipelines/recap_datacomp.py", "--input", str(shards), *common, *extra]
+
+
+def _keys(output):
+    rows = ds.dataset(str(output), format="parquet").to_table(columns=["source_shard", "key", "status"]).to_pylist()
+    return rows, {(Path(r["source_shard"]).stem, r["key"]) for r in rows}
+
+
+def _input_keys(shards):
+    import tarfile
+
+    keys = set()
+    for path in Path(shards).glob("*.tar"):
+        with tarfile.open(path) as tar:
+            keys |= {(path.stem, member.name.split(".")[0]) for member in tar.getmembers()}
+    return keys
+
+
+def test_ray_job_submit_runs_the_pipeline(two_nodes, job_shards, tmp_path):
+    output = tmp_path / "captions"
+    command = [
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        two_nodes.dashboard,
+        "--working-dir",
+        ".",
+        "--",
+        "python",
+        *_job_arguments(job_shards, output, "--cpus-per-actor", "0.5", "--batch-size", "8"),
+    ]
+    result = subprocess.run(command, cwd=REPOSITORY, env=cluster_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "succeeded" in result.stdout
+    rows, keys = _keys(output)
+    assert len(rows) == len(keys) and keys == _input_keys(job_shards)
+    summary = json.loads((output / "_run_summary.json").read_text())
+    assert summary["rows"] == len(rows) == summary["rows_ok"] + summary["rows_failed"]
+    assert summary["rows_ok"] == sum(r["status"] == "ok" for r in rows) > 0
+
+
+def test_the_job_spreads_over_two_nodes(two_nodes, job_shards, tmp_path):
+    output = tmp_path / "captions"
+    arguments = ["--ray-address", two_nodes.address, "--actors", "2", "--cpus-per-actor", "1", "--batch-size", "8"]
+    result = subprocess.run(
+        ["python", *_job_arguments(job_shards, output, *arguments)],
+        cwd=REPOSITORY,
+        env=cluster_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows, keys = _keys(output)
+    assert len(rows) == len(keys) and keys == _input_keys(job_shards)
+    listing = subprocess.run(
+        [str(BIN / "ray"), "list", "actors", "--address", two_nodes.dashboard, "--detail", "--format", "json"],
+        env=cluster_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    actors = [a for a in json.loads(listing.stdout) if "MapWorker" in a["class_name"] and a["job_id"] != ""]
+    assert len({actor["node_id"] for actor in actors}) == 2, [(a["class_name"], a["node_id"]) for a in actors]
