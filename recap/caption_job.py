@@ -144,6 +144,7 @@ def run_caption_job(config: CaptionJobConfig, *, progress: bool = True) -> dict:
         stages=stages,
         writer=writer,
         rows_per_read_batch=config.rows_per_read_batch,
+        read_cpus=config.decode_cpus,
         storage_options=config.storage_options,
     )
     pipeline.validate()
@@ -228,7 +229,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actors", type=int, help="captioner actors, one model each (default 1)")
     parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
     parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor; keep one CPU free for reading")
-    parser.add_argument("--decode-cpus", type=float, help="CPUs per decode/resize task (default 1)")
+    parser.add_argument("--decode-cpus", type=float, help="CPUs per read and per decode/resize task (default 1)")
     parser.add_argument(
         "--stall-timeout", dest="stall_timeout_s", type=float, help="fail when no row finishes for this long (s)"
     )

@@ -167,19 +167,24 @@ class RayExecutor:
         address: str | None = None,
         actors: int = 1,
         stall_timeout_s: float = 600.0,
+        task_concurrency: int | None = None,
     ) -> None:
         self.address, self.actors, self.stall_timeout_s = address, actors, stall_timeout_s
+        # Read and decode tasks in flight at once. Decoding is far cheaper than captioning, so a few tasks per
+        # actor keep the actors fed; more only run ahead, filling the object store (memory grows with the
+        # input) and taking CPU time from the actors.
+        self.task_concurrency = task_concurrency or 2 * actors
 
     def _check_resources(self, pipeline: Pipeline, ray) -> None:
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
         model_stages = [stage for stage in pipeline.stages if stage.needs_setup]
-        task_cpus = max([1.0] + [stage.resources.cpus for stage in pipeline.stages if not stage.needs_setup])
+        task_cpus = max([pipeline.read_cpus] + [s.resources.cpus for s in pipeline.stages if not s.needs_setup])
         for stage in model_stages:
             check_placement(nodes, self.actors, stage.resources.cpus, stage.resources.gpus, task_cpus)
 
     def run(self, pipeline: Pipeline, *, progress: bool = True, total_rows: int | None = None) -> dict:
         import ray
-        from ray.data import ActorPoolStrategy, DataContext
+        from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
         if not ray.is_initialized():
             try:
@@ -193,8 +198,14 @@ class RayExecutor:
         self._check_resources(pipeline, ray)
         context = DataContext.get_current()
         context.enable_progress_bars = False  # rows, not blocks: the driver shows its own bar
+        concurrency = max(1, min(self.task_concurrency, len(pipeline.shards)))  # one read task per shard at most
         source = _shard_datasource(pipeline.shards, pipeline.rows_per_read_batch, pipeline.storage_options)
-        dataset = ray.data.read_datasource(source, override_num_blocks=len(pipeline.shards))
+        dataset = ray.data.read_datasource(
+            source,
+            override_num_blocks=len(pipeline.shards),
+            num_cpus=pipeline.read_cpus,
+            concurrency=concurrency,
+        )
         for stage in pipeline.stages:
             resources = stage.resources
             if stage.needs_setup:
@@ -209,7 +220,11 @@ class RayExecutor:
                 )
             else:
                 dataset = dataset.map_batches(
-                    _TypedStage(stage), batch_size=stage.batch_size, batch_format="numpy", num_cpus=resources.cpus
+                    _TypedStage(stage),
+                    batch_size=stage.batch_size,
+                    batch_format="numpy",
+                    num_cpus=resources.cpus,
+                    compute=TaskPoolStrategy(size=concurrency),
                 )
         rows = 0
         started = time.perf_counter()

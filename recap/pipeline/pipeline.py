@@ -20,6 +20,7 @@ class Pipeline:
     writer: CaptionTableWriter
     rows_per_read_batch: int = 256
     storage_options: dict | None = None
+    read_cpus: float = 1.0  # CPUs per read task (one per shard) under Ray
 
     def validate(self) -> None:
         """Every stage's input columns must be produced upstream, and the writer's by the last stage."""

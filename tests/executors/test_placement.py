@@ -43,3 +43,19 @@ def test_the_job_refuses_before_running(ray_cluster, job_shards, tmp_path):
     with pytest.raises(RecapError, match="would hang"):
         run_caption_job(config, progress=False)
     assert not list((tmp_path / "out").glob("*.parquet"))
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu.json", "llava-llama3-8b-vllm.json"])
+def test_example_job_configs_parse(name, tmp_path):
+    import argparse
+    from pathlib import Path
+
+    from recap.caption_job import add_job_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_job_arguments(parser)
+    path = Path(__file__).resolve().parents[2] / "pipelines" / "configs" / name
+    args = parser.parse_args(["--config", str(path), "--input", str(tmp_path), "--output", str(tmp_path / "out")])
+    config = config_from_args(args)
+    assert config.max_new_tokens == 128 and config.prompt == "recap-datacomp-1b"
+    assert config.output == str(tmp_path / "out")
