@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from tqdm import tqdm
-
 from recap.pipeline.pipeline import Pipeline
+from recap.pipeline.progress import RowProgress
 from recap.pipeline.stage import Batch, Stage, batch_length
 from recap.stages.webdataset_reader import read_shard
 
@@ -27,14 +26,13 @@ def _concat(parts):
 class LocalExecutor:
     """Same stages, same writer, no cluster. `run` returns per-stage seconds and row counts."""
 
-    def run(self, pipeline: Pipeline, *, progress: bool = True, total_rows: int | None = None) -> dict:
+    def run(self, pipeline: Pipeline, *, progress: bool = True) -> dict:
         seconds: dict[str, float] = defaultdict(float)
         for stage in pipeline.stages:
             started = time.perf_counter()
             stage.setup()
             seconds[f"{stage.name}_setup"] += time.perf_counter() - started
-        rows = 0
-        with tqdm(total=total_rows, unit="img", desc="captioning", disable=not progress, smoothing=0.1) as bar:
+        with RowProgress(len(pipeline.shards), enabled=progress) as bar:
             for shard in pipeline.shards:
                 started = time.perf_counter()
                 batches = list(
@@ -51,6 +49,5 @@ class LocalExecutor:
                     started = time.perf_counter()
                     pipeline.writer.add(batch)
                     seconds["write"] += time.perf_counter() - started
-                    rows += batch_length(batch)
-                    bar.update(batch_length(batch))
-        return {"rows": rows, "stage_seconds": {k: round(v, 3) for k, v in seconds.items()}}
+                    bar.update(batch)
+        return {"rows": bar.rows, "stage_seconds": {k: round(v, 3) for k, v in seconds.items()}}

@@ -12,13 +12,23 @@ import queue
 import threading
 import time
 
+import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from recap.errors import RecapError
 from recap.pipeline.pipeline import Pipeline
-from recap.pipeline.stage import Stage, batch_length, to_arrow
+from recap.pipeline.progress import TIMING_PREFIX, RowProgress, timing_column
+from recap.pipeline.stage import Stage, to_arrow
 from recap.stages.webdataset_reader import READER_SCHEMA, Shard, read_shard
+
+
+def _with_timing(table: pa.Table, source, stage: str, seconds: float) -> pa.Table:
+    """Carry the upstream stages' per-row seconds over from `source` and add this stage's share."""
+    rows = table.num_rows
+    for column in source.keys() if isinstance(source, dict) else ():
+        if column.startswith(TIMING_PREFIX):
+            table = table.append_column(column, pa.array(np.asarray(source[column], dtype=float)))
+    return table.append_column(timing_column(stage), pa.array(np.full(rows, seconds / max(rows, 1))))
 
 
 def _shard_datasource(shards: list[Shard], rows_per_batch: int, storage_options: dict | None):
@@ -28,8 +38,11 @@ def _shard_datasource(shards: list[Shard], rows_per_batch: int, storage_options:
 
     def reader(shard: Shard):
         def read():
+            started = time.perf_counter()
             for batch in read_shard(shard, rows_per_batch=rows_per_batch, storage_options=storage_options):
-                yield to_arrow(batch, READER_SCHEMA)
+                table = to_arrow(batch, READER_SCHEMA)
+                yield _with_timing(table, None, "read", time.perf_counter() - started)
+                started = time.perf_counter()
 
         return read
 
@@ -57,7 +70,9 @@ class _TypedStage:
         self.stage = stage
 
     def __call__(self, batch) -> pa.Table:
-        return to_arrow(self.stage(batch), self.stage.output_schema)
+        started = time.perf_counter()
+        table = to_arrow(self.stage(batch), self.stage.output_schema)
+        return _with_timing(table, batch, self.stage.name, time.perf_counter() - started)
 
 
 class _StageActor(_TypedStage):
@@ -182,7 +197,7 @@ class RayExecutor:
         for stage in model_stages:
             check_placement(nodes, self.actors, stage.resources.cpus, stage.resources.gpus, task_cpus)
 
-    def run(self, pipeline: Pipeline, *, progress: bool = True, total_rows: int | None = None) -> dict:
+    def run(self, pipeline: Pipeline, *, progress: bool = True) -> dict:
         import ray
         from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
@@ -226,21 +241,21 @@ class RayExecutor:
                     num_cpus=resources.cpus,
                     compute=TaskPoolStrategy(size=concurrency),
                 )
-        rows = 0
         started = time.perf_counter()
         with (
-            tqdm(total=total_rows, unit="img", desc="captioning", disable=not progress, smoothing=0.1) as bar,
+            RowProgress(len(pipeline.shards), enabled=progress) as bar,
             _Stream(dataset, self.stall_timeout_s) as stream,
         ):
             try:
                 for batch in stream:
                     pipeline.writer.add(batch)
-                    count = batch_length(batch)
-                    rows += count
-                    bar.update(count)
+                    bar.update(batch)
             except ray.exceptions.RayError as error:
                 raise RecapError(
                     f"the Ray job failed: {type(error).__name__}: {str(error)[:2000]}\ncompleted shards are kept: "
                     "rerun with --resume"
                 ) from error
-        return {"rows": rows, "stage_seconds": {"pipeline": round(time.perf_counter() - started, 3)}}
+        # Worker seconds summed over all workers per stage (they overlap in time), and the job's wall time.
+        seconds = {stage: round(value, 3) for stage, value in bar.stage_seconds.items()}
+        seconds["wall"] = round(time.perf_counter() - started, 3)
+        return {"rows": bar.rows, "stage_seconds": seconds}

@@ -77,6 +77,9 @@ def test_bad_input_matrix_on_ray(ray_cluster, tmp_path):
             assert rows[key]["status"] == "bad_input" and error in rows[key]["error"], name
     assert summary["rows"] == len(expected) == summary["rows_ok"] + summary["rows_failed"]
     assert summary["rows_failed"] >= 10
+    # time per stage: worker seconds summed over Ray's workers, plus the wall time
+    assert {"read", "decode", "caption", "wall"} <= set(summary["stage_seconds"])
+    assert all(seconds > 0 for seconds in summary["stage_seconds"].values())
 
 
 def _driver(shards, output, address):
