@@ -106,3 +106,14 @@ def reshard(source, destination, samples_per_shard: int) -> int:
                     tar.addfile(info, io.BytesIO(data))
         count += 1
     return count
+
+
+def tar_keys(folder) -> set[tuple[str, str]]:
+    """(shard name, sample key) of every sample in the tars of `folder`: what a job's output must hold once."""
+    import pathlib
+
+    keys = set()
+    for path in sorted(pathlib.Path(folder).glob("*.tar")):
+        with tarfile.open(path) as tar:
+            keys |= {(path.stem, member.name.split(".")[0]) for member in tar.getmembers()}
+    return keys

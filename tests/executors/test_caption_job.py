@@ -17,7 +17,7 @@ from recap.errors import RecapError
 from recap.world.generate import load_scenes
 from recap.world.quality import score_captions
 
-from ..shard_factory import bad_input_shard, reshard
+from ..shard_factory import bad_input_shard, reshard, tar_keys
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "recap_datacomp.py"
 
@@ -26,22 +26,12 @@ def _rows(output):
     return ds.dataset(str(output), format="parquet").to_table().to_pylist()
 
 
-def _input_keys(shards):
-    import tarfile
-
-    keys = set()
-    for tar_path in sorted(Path(shards).glob("*.tar")):
-        with tarfile.open(tar_path) as tar:
-            keys |= {(tar_path.stem, m.name.split(".")[0]) for m in tar.getmembers()}
-    return keys
-
-
 def test_local_executor_end_to_end(small_world, world_download, tmp_path):
     shards, _ = world_download
     config = CaptionJobConfig(input=[str(shards)], output=str(tmp_path / "captions"), executor="local", batch_size=32)
     summary = run_caption_job(config, progress=False)
     rows = _rows(tmp_path / "captions")
-    assert {(Path(r["source_shard"]).stem, r["key"]) for r in rows} == _input_keys(shards)
+    assert {(Path(r["source_shard"]).stem, r["key"]) for r in rows} == tar_keys(shards)
     assert len(rows) == summary["rows"] == summary["rows_ok"] + summary["rows_failed"]
     scenes = load_scenes(small_world, "web")
     quality = score_captions([r["re_caption"] for r in rows], [scenes[r["uid"]] for r in rows]).summary()
@@ -109,11 +99,14 @@ def test_resume_after_sigkill_gives_every_key_once(ray_cluster, world_download, 
     total = reshard(source, shards, samples_per_shard=12)
     output = tmp_path / "captions"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    process = subprocess.Popen(
-        _driver(shards, output, ray_cluster), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = tmp_path / "driver.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            _driver(shards, output, ray_cluster), env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     deadline = time.time() + 300
     while time.time() < deadline and not list((output / "_done").glob("*.json")):
+        assert process.poll() is None, f"the driver exited early:\n{log.read_text()[-3000:]}"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -125,4 +118,4 @@ def test_resume_after_sigkill_gives_every_key_once(ray_cluster, world_download, 
     assert summary["shards_skipped"] == finished and summary["shards_written"] == total - finished
     rows = _rows(output)
     keys = [(Path(r["source_shard"]).stem, r["key"]) for r in rows]
-    assert len(keys) == len(set(keys)) and set(keys) == _input_keys(shards)
+    assert len(keys) == len(set(keys)) and set(keys) == tar_keys(shards)

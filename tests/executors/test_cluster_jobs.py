@@ -8,6 +8,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from ..ray_nodes import BIN, LocalRayCluster, cluster_env
+from ..shard_factory import tar_keys
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -36,16 +37,6 @@ def _keys(output):
     return rows, {(Path(r["source_shard"]).stem, r["key"]) for r in rows}
 
 
-def _input_keys(shards):
-    import tarfile
-
-    keys = set()
-    for path in Path(shards).glob("*.tar"):
-        with tarfile.open(path) as tar:
-            keys |= {(path.stem, member.name.split(".")[0]) for member in tar.getmembers()}
-    return keys
-
-
 def test_ray_job_submit_runs_the_pipeline(two_nodes, job_shards, tmp_path):
     output = tmp_path / "captions"
     command = [
@@ -64,7 +55,7 @@ def test_ray_job_submit_runs_the_pipeline(two_nodes, job_shards, tmp_path):
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "succeeded" in result.stdout
     rows, keys = _keys(output)
-    assert len(rows) == len(keys) and keys == _input_keys(job_shards)
+    assert len(rows) == len(keys) and keys == tar_keys(job_shards)
     summary = json.loads((output / "_run_summary.json").read_text())
     assert summary["rows"] == len(rows) == summary["rows_ok"] + summary["rows_failed"]
     assert summary["rows_ok"] == sum(r["status"] == "ok" for r in rows) > 0
@@ -83,7 +74,7 @@ def test_the_job_spreads_over_two_nodes(two_nodes, job_shards, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     rows, keys = _keys(output)
-    assert len(rows) == len(keys) and keys == _input_keys(job_shards)
+    assert len(rows) == len(keys) and keys == tar_keys(job_shards)
     listing = subprocess.run(
         [str(BIN / "ray"), "list", "actors", "--address", two_nodes.dashboard, "--detail", "--format", "json"],
         env=cluster_env(),
