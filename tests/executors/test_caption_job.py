@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -72,10 +71,8 @@ def test_bad_input_matrix_on_ray(ray_cluster, tmp_path):
     assert all(seconds > 0 for seconds in summary["stage_seconds"].values())
 
 
-def _driver(shards, output, address):
+def _driver_arguments(shards, output, address):
     return [
-        sys.executable,
-        str(PIPELINE),
         "--input",
         str(shards),
         "--output",
@@ -93,29 +90,61 @@ def _driver(shards, output, address):
     ]
 
 
-def test_resume_after_sigkill_gives_every_key_once(ray_cluster, world_download, tmp_path):
+# The real driver (pipelines/recap_datacomp.py), SIGKILLed by itself at a chosen point of its 4th shard: right
+# after the 3rd shard's marker, or after the 4th table is written under its temporary name but before the move.
+# Waiting from outside for a marker and then killing is a race: on a fast run every shard may be done first.
+DYING_DRIVER = """
+import os, runpy, signal, sys
+from recap.stages.caption_table_writer import CaptionTableWriter
+
+point, pipeline, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
+original = CaptionTableWriter._write_shard
+
+
+def die(*_args, **_kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_shard(self, name):
+    if len(self.written) == 3 and point == "before-move":
+        self.fs.mv = die
+    original(self, name)
+    if len(self.written) == 3 and point == "after-marker":
+        die()
+
+
+CaptionTableWriter._write_shard = write_shard
+sys.argv = [pipeline, *arguments]
+runpy.run_path(pipeline, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("point", ["after-marker", "before-move"])
+def test_resume_after_sigkill_gives_every_key_once(ray_cluster, world_download, tmp_path, point):
     source, _ = world_download
     shards = tmp_path / "shards"
     total = reshard(source, shards, samples_per_shard=12)
     output = tmp_path / "captions"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    log = tmp_path / "driver.log"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            _driver(shards, output, ray_cluster), env=env, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-    deadline = time.time() + 300
-    while time.time() < deadline and not list((output / "_done").glob("*.json")):
-        assert process.poll() is None, f"the driver exited early:\n{log.read_text()[-3000:]}"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    finished = len(list((output / "_done").glob("*.json")))
-    assert 1 <= finished < total, "the driver should die mid-run"
-    result = subprocess.run(_driver(shards, output, ray_cluster), env=env, capture_output=True, text=True, timeout=600)
+    arguments = _driver_arguments(shards, output, ray_cluster)
+    killed = subprocess.run(
+        [sys.executable, "-c", DYING_DRIVER, point, str(PIPELINE), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert len(list((output / "_done").glob("*.json"))) == 3 and len(list(output.glob("*.parquet"))) == 3
+    assert bool(list(output.glob(".*.parquet.tmp-*"))) == (point == "before-move")  # never visible as a table
+
+    result = subprocess.run(
+        [sys.executable, str(PIPELINE), *arguments], env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout[result.stdout.index("{") :])
-    assert summary["shards_skipped"] == finished and summary["shards_written"] == total - finished
+    assert summary["shards_skipped"] == 3 and summary["shards_written"] == total - 3
+    assert not list(output.glob(".*"))  # the stale temporary is gone
     rows = _rows(output)
     keys = [(Path(r["source_shard"]).stem, r["key"]) for r in rows]
     assert len(keys) == len(set(keys)) and set(keys) == tar_keys(shards)
