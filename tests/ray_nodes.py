@@ -33,13 +33,14 @@ class LocalRayCluster:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.nodes: list[subprocess.Popen] = []
+        self.names: list[str] = []
         self.port = free_port()
         self.dashboard_port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
 
     def _node_ports(self) -> list[str]:
-        low = free_port()
+        # Worker ports 0: the OS picks each worker's port (a fixed range could overlap the ports above).
         return [
             f"--node-manager-port={free_port()}",
             f"--object-manager-port={free_port()}",
@@ -47,8 +48,8 @@ class LocalRayCluster:
             f"--dashboard-agent-grpc-port={free_port()}",
             f"--runtime-env-agent-port={free_port()}",
             f"--metrics-export-port={free_port()}",
-            f"--min-worker-port={min(low, 60000)}",
-            f"--max-worker-port={min(low, 60000) + 200}",
+            "--min-worker-port=0",
+            "--max-worker-port=0",
         ]
 
     def _start(self, arguments: list[str], name: str) -> None:
@@ -61,6 +62,7 @@ class LocalRayCluster:
             start_new_session=True,
         )
         self.nodes.append(process)
+        self.names.append(name)
 
     def start_head(self, num_cpus: int) -> None:
         self._start(
@@ -82,24 +84,28 @@ class LocalRayCluster:
             arguments.append(f"--resources={json.dumps(resources)}")
         self._start(arguments, f"worker{len(self.nodes)}")
 
-    def alive_nodes(self) -> int:
+    def alive_nodes(self, timeout: float = 60) -> int:
         probe = (
             f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
             "print(sum(n['Alive'] for n in ray.nodes()))"
         )
         result = subprocess.run(
-            [sys.executable, "-c", probe], env=cluster_env(), capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", probe], env=cluster_env(), capture_output=True, text=True, timeout=timeout
         )
         return int(result.stdout.strip().splitlines()[-1]) if result.returncode == 0 else 0
 
     def wait_for(self, nodes: int, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for process in self.nodes:
+            for process, name in zip(self.nodes, self.names, strict=True):
                 if process.poll() is not None:
-                    raise RuntimeError(f"a ray node exited; see {self.log_dir}")
-            if self.alive_nodes() >= nodes:
-                return
+                    log = (self.log_dir / f"{name}.log").read_text()[-2000:]
+                    raise RuntimeError(f"ray node {name} exited:\n{log}")
+            try:
+                if self.alive_nodes(timeout=30) >= nodes:
+                    return
+            except subprocess.TimeoutExpired:
+                continue
             time.sleep(1)
         raise TimeoutError(f"{nodes} Ray nodes did not come up in {timeout:g} s; see {self.log_dir}")
 
