@@ -86,17 +86,40 @@ class CaptionJobConfig:
         )
 
 
+def _image_side(config: dict) -> int | None:
+    crop = config.get("crop_size") or {}
+    size = config.get("size") or {}
+    if isinstance(crop, int):
+        return crop
+    side = crop.get("height") or size.get("shortest_edge") or size.get("height")
+    return int(side) if side else None
+
+
 def captioner_image_size(model: str) -> int:
-    """The input side of a checkpoint's image processor (336 for LLaVA-1.5 towers)."""
+    """The input side of a checkpoint's image processor (336 for LLaVA-1.5 towers).
+
+    Read from the folder's processor JSON when it is a local folder (importing transformers in the driver costs
+    seconds); otherwise, or when the JSON says nothing, through AutoImageProcessor.
+    """
+    folder = Path(model)
+    for name, nested in (("preprocessor_config.json", False), ("processor_config.json", True)):
+        path = folder / name
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise RecapError(f"cannot read the captioner's {path}: {error}") from None
+            side = _image_side(config.get("image_processor", {}) if nested else config)
+            if side:
+                return side
     from transformers import AutoImageProcessor
 
     try:
         processor = AutoImageProcessor.from_pretrained(model)
     except (OSError, ValueError) as error:
         raise RecapError(f"cannot load the captioner's image processor from {model} ({error})") from None
-    crop = getattr(processor, "crop_size", None) or {}
-    size = getattr(processor, "size", None) or {}
-    return int(crop.get("height") or size.get("shortest_edge") or size.get("height") or 336)
+    sizes = {"crop_size": getattr(processor, "crop_size", None), "size": getattr(processor, "size", None)}
+    return _image_side(sizes) or 336
 
 
 def code_version() -> dict:
