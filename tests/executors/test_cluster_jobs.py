@@ -15,12 +15,12 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    """A head (2 CPUs, dashboard) and a second node (2 CPUs) joined with `ray start --address`."""
+    """A head (3 CPUs, dashboard) and a second node (3 CPUs) joined with `ray start --address`."""
     cluster = LocalRayCluster(tmp_path_factory.mktemp("ray-nodes"))
     try:
-        cluster.start_head(num_cpus=2)
+        cluster.start_head(num_cpus=3)
         cluster.wait_for(1)
-        cluster.add_worker(num_cpus=2, resources={"second_node": 1})
+        cluster.add_worker(num_cpus=3, resources={"second_node": 1})
         cluster.wait_for(2)
         yield cluster
     finally:
@@ -39,7 +39,8 @@ def _keys(output):
 
 def test_the_job_spreads_over_two_nodes(two_nodes, job_shards, tmp_path):
     output = tmp_path / "captions"
-    arguments = ["--ray-address", two_nodes.address, "--actors", "2", "--cpus-per-actor", "1", "--batch-size", "8"]
+    # 2-CPU actors on 3-CPU nodes: no node can hold both, so the pool must use both nodes.
+    arguments = ["--ray-address", two_nodes.address, "--actors", "2", "--cpus-per-actor", "2", "--decode-cpus", "0.5"]
     result = subprocess.run(
         ["python", *_job_arguments(job_shards, output, *arguments)],
         cwd=REPOSITORY,
