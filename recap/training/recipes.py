@@ -1,6 +1,7 @@
 """The recipe that made the shipped tiny captioner: a world to train on and the training config.
 
-`recap demo --retrain-captioner` and recap/assets/captioner-tiny/RECIPE.md both come from here.
+`recap demo --retrain-captioner` runs it; recap/assets/captioner-tiny/RECIPE.md gives the same recipe as the
+`recap world` and `recap train-captioner` commands that made the checkpoint.
 """
 
 from __future__ import annotations
@@ -11,15 +12,10 @@ from recap.world.generate import WorldConfig
 # A training world of its own (seed 1), so the demo's and the tests' worlds (other seeds) stay unseen.
 CAPTIONER_WORLD = WorldConfig(seed=1, size=100, sft_size=60_000, eval_size=300)
 
-WORLD_COMMAND = "recap world --out runs/captioner-world --size 100 --sft-size 60000 --eval-size 300 --seed 1"
-TRAIN_COMMAND = (
-    "recap train-captioner --train runs/captioner-world/sft --eval runs/captioner-world/eval "
-    "--out runs/captioner --full-steps 4500 --eval-every 1000 --unfreeze-vision --vision-learning-rate-scale 1.0"
-)
-
 
 def tiny_captioner_recipe(train: str, eval: str | None, out: str) -> CaptionerTrainingConfig:
-    """TRAIN_COMMAND as a config: the CLI defaults, with the vision tower trained in stage 2.
+    """The `recap train-captioner` command of RECIPE.md as a config: the CLI defaults, with the vision tower
+    trained in stage 2.
 
     With the tower frozen, the tiny contrastive tower's features did not carry shape (shape accuracy at
     chance after 500 stage-2 steps), so the recipe unfreezes it at the full learning rate.
