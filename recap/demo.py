@@ -12,14 +12,14 @@ import pyarrow.parquet as pq
 from recap.ingest.download import DownloadConfig, download_world
 from recap.io_utils import ensure_writable_folder, write_json_atomic
 from recap.report import download_report, quality_table
-from recap.world.generate import WorldConfig, generate_world, load_truth
+from recap.world.generate import WorldConfig, generate_world, truth_by_uid
 
 EXAMPLES = 3
 
 
 def reconcile_download(world: Path, split: str, shards: Path) -> dict[str, dict[str, int]]:
     """How each URL was served (world truth) against what img2dataset recorded for it, joined on uid."""
-    served = dict(zip(*(load_truth(world, split)[c].to_pylist() for c in ("uid", "serve")), strict=True))
+    served = truth_by_uid(world, split, "serve")
     table: dict[str, Counter] = {}
     for path in sorted(shards.glob("*.parquet")):
         rows = pq.read_table(path, columns=["uid", "status"])
@@ -76,7 +76,7 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
     )
     summary = run_caption_job(config)
     quality = score_table(captions, world, column="re_caption", baseline="org_caption")
-    truth = dict(zip(*(load_truth(world, "web")[c].to_pylist() for c in ("uid", "caption")), strict=True))
+    truth = truth_by_uid(world, "web", "caption")
     table = pq.read_table(sorted(captions.glob("*.parquet"))[0], columns=["uid", "org_caption", "re_caption"])
     examples = [{**row, "truth": truth.get(row["uid"])} for row in table.to_pylist() if row["re_caption"] is not None][
         :EXAMPLES

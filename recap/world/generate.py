@@ -279,6 +279,12 @@ def load_truth(world: str | Path, split: str) -> pa.Table:
     return pq.read_table(Path(world) / split / "truth.parquet")
 
 
+def truth_by_uid(world: str | Path, split: str, column: str) -> dict[str, object]:
+    """uid -> one column of a split's truth table (for example serve, caption or image_format)."""
+    table = load_truth(world, split)
+    return dict(zip(table["uid"].to_pylist(), table[column].to_pylist(), strict=True))
+
+
 def load_scenes(world: str | Path, split: str) -> dict[str, Scene]:
     """uid -> Scene for one split."""
     table = load_truth(world, split)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from PIL import Image
 
-from recap.world.generate import load_manifest
+from recap.world.generate import truth_by_uid
 
 
 def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -34,18 +34,9 @@ def write_webdataset(
     repeat: int = 1,
 ) -> int:
     """Write `split` (repeated `repeat` times, keys kept unique) as NNNNN.tar files; returns the sample count."""
-    load_manifest(world)
     folder = Path(world) / split
+    formats = truth_by_uid(world, split, "image_format")
     metadata = pq.read_table(sorted((folder / "metadata").glob("*.parquet"))).to_pylist()
-    formats = dict(
-        zip(
-            *(
-                pq.read_table(folder / "truth.parquet", columns=["uid", "image_format"])[c].to_pylist()
-                for c in ("uid", "image_format")
-            ),
-            strict=True,
-        )
-    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     count, shard, tar = 0, 0, None
