@@ -200,7 +200,7 @@ def run_caption_job(config: CaptionJobConfig, *, progress: bool = True) -> dict:
     for marker in writer.written.values():
         for status, count in marker["status"].items():
             status_counts[status] = status_counts.get(status, 0) + count
-    tokens = _output_tokens(writer, list(writer.written))
+    tokens = sum(marker["output_tokens"] for marker in writer.written.values())
     summary = {
         "run_id": run_id,
         "shards_written": len(writer.written),
@@ -219,17 +219,6 @@ def run_caption_job(config: CaptionJobConfig, *, progress: bool = True) -> dict:
     writer.write_json(f"{MANIFEST_FOLDER}/{run_id}.json", manifest)
     writer.write_json(SUMMARY_FILE, summary)
     return summary
-
-
-def _output_tokens(writer: CaptionTableWriter, names: list[str]) -> int:
-    import pyarrow.parquet as pq
-
-    total = 0
-    for name in names:
-        with writer.fs.open(f"{writer.root}/{name}.parquet", "rb") as handle:
-            column = pq.read_table(handle, columns=["output_tokens"])["output_tokens"]
-        total += sum(value for value in column.to_pylist() if value)
-    return total
 
 
 def load_config_file(path: str) -> dict:

@@ -128,7 +128,14 @@ class CaptionTableWriter:
             pq.write_table(table, handle)
         self.fs.mv(temporary, self._path(f"{name}.parquet"))
         counts = Counter(row["status"] for row in rows)
-        marker = {"shard": name, "rows": len(rows), "status": dict(counts), "run_id": self.run_id, "time": time.time()}
+        marker = {
+            "shard": name,
+            "rows": len(rows),
+            "status": dict(counts),
+            "output_tokens": sum(row["output_tokens"] or 0 for row in rows),
+            "run_id": self.run_id,
+            "time": time.time(),
+        }
         with self.fs.open(self._path(DONE_FOLDER, f"{name}.json"), "w") as handle:
             handle.write(json.dumps(marker))
         self.written[name] = marker

@@ -32,6 +32,8 @@ def test_local_executor_end_to_end(small_world, world_download, tmp_path):
     rows = _rows(tmp_path / "captions")
     assert {(Path(r["source_shard"]).stem, r["key"]) for r in rows} == tar_keys(shards)
     assert len(rows) == summary["rows"] == summary["rows_ok"] + summary["rows_failed"]
+    tokens = sum(r["output_tokens"] or 0 for r in rows)
+    assert summary["output_tokens_per_s"] * summary["seconds"] == pytest.approx(tokens, rel=0.01)
     scenes = load_scenes(small_world, "web")
     quality = score_captions([r["re_caption"] for r in rows], [scenes[r["uid"]] for r in rows]).summary()
     assert quality["object_precision"] > 0.9 and quality["object_recall"] > 0.9

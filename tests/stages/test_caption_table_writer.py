@@ -50,6 +50,7 @@ def test_shard_is_written_only_when_complete(tmp_path):
     assert rows[2]["status"] == "bad_input" and rows[2]["captioner_model"] is None
     marker = json.loads((tmp_path / "out" / "_done" / "00000.json").read_text())
     assert marker["rows"] == 3 and marker["status"] == {"ok": 2, "bad_input": 1}
+    assert marker["output_tokens"] == 18  # the run summary's tokens/s adds these up without reading tables back
     assert writer.completed_shards() == {"00000"}
     assert not list((tmp_path / "out").glob(".*tmp*"))
 
