@@ -71,7 +71,9 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
         ray_address="local",
         actors=1,
         cpus_per_actor=float(max(1, cpus - 1)) if cpus >= 2 else 0.5,
-        decode_cpus=0.5,
+        # One read/decode task at a time on 2 cores: a second one only competes with the captioner's start-up
+        # (benchmarks/RESULTS.md); decoding needs a few % of a core.
+        decode_cpus=1.0 if cpus >= 2 else 0.5,
         batch_size=32,
     )
     summary = run_caption_job(config)
