@@ -4,12 +4,12 @@
 
 efficiency = end-to-end images/s of the Ray job / images/s of the bare captioner on the same images, model,
 batch size and thread count. The bare captioner runs in its own process (a 1-thread torch, like the job's
-actor) and captions all of the job's decoded images before and after each job (bare, job, bare, job, bare
-for `--repeats 2`); a job is compared with the mean of the bare runs on either side of it, as this machine's
-speed drifts by up to 20% over minutes (benchmarks/cpu_interference.py shows one cause). Both input sizes are
-printed: the job's fixed start-up (starting the actor process, importing torch and transformers there,
-loading the model) weighs on the small run and washes out on the large one. The job's own `stage_seconds`
-split the rest: the captioner's busy fraction (caption seconds / wall) and its rate inside the job.
+actor) and captions all of the job's decoded images before and after each job (bare, job, bare, job, bare for
+`--repeats 2`); a job is compared with the mean of the bare runs on either side of it, as this machine's bare
+rate drifts between about 55 and 87 images/s from one minute to the next. Both input sizes are printed: the
+job's fixed start-up (starting the actor process, importing torch and transformers there, loading the model)
+weighs on the small run and washes out on the large one. The job's own `stage_seconds` split the rest: the
+captioner's busy fraction (caption seconds / wall) and its rate inside the job.
 
 Peak memory is the summed RSS of the driver and every process it started (Ray's raylet and workers included;
 the bare captioner's process excluded), sampled every 0.2 s, for the input and for `--growth` times the input.
