@@ -84,6 +84,10 @@ class _StageActor(_TypedStage):
 
 
 _END = object()
+# Rows per block handed to a model actor, in batches. Ray Data returns an actor's output per input block, and a
+# read block holds up to 128 MiB (thousands of small images, a whole shard of the embedded world): the driver
+# would see rows, and the progress bar move, in jumps that large. Blocks of a few batches keep rows flowing.
+BATCHES_PER_ACTOR_BLOCK = 4
 
 
 class _Stream:
@@ -185,9 +189,8 @@ class RayExecutor:
         task_concurrency: int | None = None,
     ) -> None:
         self.address, self.actors, self.stall_timeout_s = address, actors, stall_timeout_s
-        # Read and decode tasks in flight at once. Decoding is far cheaper than captioning, so a few tasks per
-        # actor keep the actors fed; more only run ahead, filling the object store (memory grows with the
-        # input) and taking CPU time from the actors.
+        # Read tasks in flight at once. A few per actor keep the actors fed; more only run ahead, filling the
+        # object store and taking CPU time from the actors. Decode tasks follow the reads (and the CPUs free).
         self.task_concurrency = task_concurrency or 2 * actors
 
     def _check_resources(self, pipeline: Pipeline, ray) -> None:
@@ -199,7 +202,7 @@ class RayExecutor:
 
     def run(self, pipeline: Pipeline, *, progress: bool = True) -> dict:
         import ray
-        from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
+        from ray.data import ActorPoolStrategy, DataContext
 
         if not ray.is_initialized():
             try:
@@ -224,6 +227,9 @@ class RayExecutor:
         for stage in pipeline.stages:
             resources = stage.resources
             if stage.needs_setup:
+                # Ray fuses this split into the decode tasks (no extra tasks, no extra CPUs) as long as the decode
+                # stage runs with the default task pool, which is why decode has no concurrency cap of its own.
+                dataset = dataset.repartition(target_num_rows_per_block=BATCHES_PER_ACTOR_BLOCK * stage.batch_size)
                 dataset = dataset.map_batches(
                     _StageActor,
                     fn_constructor_args=(stage,),
@@ -239,7 +245,6 @@ class RayExecutor:
                     batch_size=stage.batch_size,
                     batch_format="numpy",
                     num_cpus=resources.cpus,
-                    compute=TaskPoolStrategy(size=concurrency),
                 )
         started = time.perf_counter()
         with (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from recap.executors.ray_executor import RayExecutor
+from recap.executors.ray_executor import BATCHES_PER_ACTOR_BLOCK, RayExecutor
 from recap.models.assets import shipped_captioner
 from recap.models.captioner import CaptionerConfig
 from recap.pipeline.pipeline import Pipeline
@@ -70,7 +70,7 @@ HUNG_DRIVER = """
 import sys
 from tests.executors.test_ray_robustness import Hangs, _caption_stage, _pipeline
 from recap.errors import RecapError
-from recap.executors.ray_executor import RayExecutor
+from recap.executors.ray_executor import BATCHES_PER_ACTOR_BLOCK, RayExecutor
 
 pipeline = _pipeline(sys.argv[1], sys.argv[2], _caption_stage(Hangs))
 try:
@@ -101,3 +101,30 @@ def test_a_hung_actor_ends_the_job_with_a_message(ray_cluster, job_shards, tmp_p
     while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert ray.available_resources().get("CPU", 0) == 2
+
+
+class _ArrivalLog(CaptionTableWriter):
+    """The real writer, noting how many rows reach the driver at a time."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arrivals = []
+
+    def add(self, batch):
+        self.arrivals.append(len(batch["key"]))
+        return super().add(batch)
+
+
+def test_rows_reach_the_driver_a_few_batches_at_a_time(ray_cluster, job_shards, tmp_path):
+    """Not a whole read block (a shard here; up to 128 MiB of images in general) at once: the progress bar and
+    the writer see rows as the captioner finishes them."""
+    config = CaptionerConfig(model=str(shipped_captioner()), batch_size=2, max_new_tokens=48)
+    writer = _ArrivalLog(str(tmp_path / "out"), run_id="test", captioner_model="tiny", prompt_id="recap-datacomp-1b")
+    pipeline = Pipeline(
+        shards=list_shards(str(job_shards)),  # 3 shards of 20 samples
+        stages=[DecodeImages(image_size=64, cpus=0.5), CaptionImages(captioner=config, cpus=0.5)],
+        writer=writer,
+    )
+    result = RayExecutor(actors=1, stall_timeout_s=120).run(pipeline, progress=False)
+    assert result["rows"] == sum(writer.arrivals) == 60
+    assert max(writer.arrivals) <= BATCHES_PER_ACTOR_BLOCK * 2 < 20
