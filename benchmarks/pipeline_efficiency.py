@@ -78,21 +78,24 @@ class PeakMemory:
 
 
 def _bare_captioner(connection, model: str, batch_size: int, threads: int) -> None:
-    """Child process: given a shard folder, decode its images (once) and caption all of them; reply images/s."""
+    """Child process: given a shard folder, decode its images (once, at the job's size) and caption all of them;
+    reply images/s."""
     import torch
     from PIL import Image
 
+    from recap.caption_job import captioner_image_size
     from recap.models.captioner import CaptionerConfig, load_captioner
     from recap.stages.decode import decode_image
     from recap.stages.webdataset_reader import list_shards, read_shard
 
     torch.set_num_threads(threads)
     captioner = load_captioner(CaptionerConfig(model=model, batch_size=batch_size, device="cpu"))
+    side = captioner_image_size(model)
     decoded: dict[str, list] = {}
     while (folder := connection.recv()) is not None:
         if folder not in decoded:
             decoded[folder] = [
-                Image.fromarray(decode_image(data, 64, 10**9))
+                Image.fromarray(decode_image(data, side, 10**9))
                 for shard in list_shards(folder)
                 for batch in read_shard(shard)
                 for data in batch["image"]
@@ -101,7 +104,7 @@ def _bare_captioner(connection, model: str, batch_size: int, threads: int) -> No
         images = decoded[folder]
         started = time.perf_counter()
         captioner.caption(images)
-        connection.send((len(images), len(images) / (time.perf_counter() - started)))
+        connection.send(len(images) / (time.perf_counter() - started))
 
 
 def main() -> None:
@@ -133,8 +136,8 @@ def main() -> None:
         f"{args.decode_cpus:g} CPU per read/decode task"
     )
 
-    # The bare captioner: the small input's decoded images (the large input repeats them), same model, batch size
-    # and threads, no pipeline around it, in a process of its own that stays out of the memory figures.
+    # The bare captioner: the job's own images decoded once, same model, batch size and threads, no pipeline
+    # around it, in a process of its own that stays out of the memory figures.
     connection, child_end = multiprocessing.get_context("spawn").Pipe()
     bare = multiprocessing.get_context("spawn").Process(
         target=_bare_captioner, args=(child_end, model, args.batch_size, threads), daemon=True
@@ -143,7 +146,7 @@ def main() -> None:
 
     def bare_rate(folder: Path) -> float:
         connection.send(str(folder))
-        return connection.recv()[1]
+        return connection.recv()
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     peaks, efficiencies = {}, {}

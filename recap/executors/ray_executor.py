@@ -186,12 +186,12 @@ class RayExecutor:
         address: str | None = None,
         actors: int = 1,
         stall_timeout_s: float = 600.0,
-        task_concurrency: int | None = None,
+        read_concurrency: int | None = None,
     ) -> None:
         self.address, self.actors, self.stall_timeout_s = address, actors, stall_timeout_s
         # Read tasks in flight at once. A few per actor keep the actors fed; more only run ahead, filling the
         # object store and taking CPU time from the actors. Decode tasks follow the reads (and the CPUs free).
-        self.task_concurrency = task_concurrency or 2 * actors
+        self.read_concurrency = read_concurrency or 2 * actors
 
     def _check_resources(self, pipeline: Pipeline, ray) -> None:
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -216,7 +216,7 @@ class RayExecutor:
         self._check_resources(pipeline, ray)
         context = DataContext.get_current()
         context.enable_progress_bars = False  # rows, not blocks: the driver shows its own bar
-        concurrency = max(1, min(self.task_concurrency, len(pipeline.shards)))  # one read task per shard at most
+        concurrency = max(1, min(self.read_concurrency, len(pipeline.shards)))  # one read task per shard at most
         source = _shard_datasource(pipeline.shards, pipeline.rows_per_read_batch, pipeline.storage_options)
         dataset = ray.data.read_datasource(
             source,

@@ -13,6 +13,7 @@ from recap.executors.ray_executor import BATCHES_PER_ACTOR_BLOCK, RayExecutor
 from recap.models.assets import shipped_captioner
 from recap.models.captioner import CaptionerConfig
 from recap.pipeline.pipeline import Pipeline
+from recap.pipeline.stage import batch_length
 from recap.stages.caption import CaptionImages
 from recap.stages.caption_table_writer import CaptionTableWriter
 from recap.stages.decode import DecodeImages
@@ -70,7 +71,7 @@ HUNG_DRIVER = """
 import sys
 from tests.executors.test_ray_robustness import Hangs, _caption_stage, _pipeline
 from recap.errors import RecapError
-from recap.executors.ray_executor import BATCHES_PER_ACTOR_BLOCK, RayExecutor
+from recap.executors.ray_executor import RayExecutor
 
 pipeline = _pipeline(sys.argv[1], sys.argv[2], _caption_stage(Hangs))
 try:
@@ -111,7 +112,7 @@ class _ArrivalLog(CaptionTableWriter):
         self.arrivals = []
 
     def add(self, batch):
-        self.arrivals.append(len(batch["key"]))
+        self.arrivals.append(batch_length(batch))
         return super().add(batch)
 
 
