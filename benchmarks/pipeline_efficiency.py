@@ -83,7 +83,7 @@ def _bare_captioner(connection, model: str, batch_size: int, threads: int) -> No
     import torch
     from PIL import Image
 
-    from recap.caption_job import captioner_image_size
+    from recap.jobs.caption import captioner_image_size
     from recap.models.captioner import CaptionerConfig, load_captioner
     from recap.stages.decode import decode_image
     from recap.stages.webdataset_reader import list_shards, read_shard
@@ -110,7 +110,7 @@ def _bare_captioner(connection, model: str, batch_size: int, threads: int) -> No
 def main() -> None:
     import ray
 
-    from recap.caption_job import CaptionJobConfig, run_caption_job
+    from recap.jobs.caption import CaptionJobConfig, run_caption_job
     from recap.models.assets import shipped_captioner
     from recap.world.generate import WorldConfig, generate_world
     from recap.world.shards import write_webdataset
@@ -158,7 +158,7 @@ def main() -> None:
                 input=[str(work / name)],
                 output=str(work / f"out-{name}-{repeat}"),
                 executor="ray",
-                batch_size=args.batch_size,
+                captioner={"batch_size": args.batch_size},
                 cpus_per_actor=args.cpus_per_actor,
                 decode_cpus=args.decode_cpus,
             )

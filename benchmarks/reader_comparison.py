@@ -20,8 +20,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 def main() -> None:
     import ray
 
-    from recap.executors.ray_executor import _shard_datasource
-    from recap.stages.webdataset_reader import list_shards
+    from recap.executors.ray_executor import _unit_datasource
+    from recap.stages.webdataset_reader import WebDatasetSource
     from recap.world.generate import WorldConfig, generate_world
     from recap.world.shards import write_webdataset
 
@@ -38,7 +38,8 @@ def main() -> None:
     count = write_webdataset(
         work / "world", "web", work / "tars", samples_per_shard=args.samples_per_shard, repeat=repeat
     )
-    shards = list_shards(str(work / "tars"))
+    source = WebDatasetSource(inputs=[str(work / "tars")])
+    shards = source.units()
     paths = [shard.uri for shard in shards]
     size = sum(os.path.getsize(p) for p in paths)
     print(f"machine: {os.cpu_count()} CPUs; ray {ray.__version__}")
@@ -48,7 +49,7 @@ def main() -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
 
     def ours():
-        return ray.data.read_datasource(_shard_datasource(shards, 256, None), override_num_blocks=len(shards))
+        return ray.data.read_datasource(_unit_datasource(source, shards), override_num_blocks=len(shards))
 
     def theirs():
         return ray.data.read_webdataset(paths, decoder=None, override_num_blocks=len(paths))

@@ -20,13 +20,14 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 def base_config() -> dict:
-    """The recipe's defaults: the paper's prompt, greedy decoding, 128 new tokens, one actor per GPU."""
-    return {"prompt": "recap-datacomp-1b", "max_new_tokens": 128, "batch_size": 16, "actors": 1}
+    """The recipe's defaults: the paper's prompt, greedy decoding, 128 new tokens, 16 images per call, one actor
+    (a config file or --actors sets more; with --gpus-per-actor 1, one per GPU)."""
+    return {"captioner": {"prompt": "recap-datacomp-1b", "max_new_tokens": 128, "batch_size": 16}, "actors": 1}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recap.caption_job import add_job_arguments, config_from_args, run_caption_job
     from recap.errors import RecapError
+    from recap.jobs.caption import add_job_arguments, config_from_args, run_caption_job
 
     parser = argparse.ArgumentParser(
         prog="recap_datacomp.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

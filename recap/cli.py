@@ -264,7 +264,7 @@ def _run_eval_captions(args: argparse.Namespace) -> int:
 
 
 def _add_caption_parser(subparsers) -> None:
-    from recap.caption_job import add_job_arguments
+    from recap.jobs.caption import add_job_arguments
 
     parser = subparsers.add_parser(
         "caption",
@@ -281,7 +281,7 @@ def _add_caption_parser(subparsers) -> None:
 def _run_caption(args: argparse.Namespace) -> int:
     import json
 
-    from recap.caption_job import config_from_args, run_caption_job
+    from recap.jobs.caption import config_from_args, run_caption_job
 
     summary = run_caption_job(config_from_args(args), progress=not args.quiet)
     print(json.dumps(summary, indent=2))

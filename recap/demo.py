@@ -56,8 +56,8 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
     """
     import os
 
-    from recap.caption_job import CaptionJobConfig, run_caption_job
     from recap.caption_quality import score_table
+    from recap.jobs.caption import CaptionJobConfig, run_caption_job
 
     captions = out / "captions"
     if captions.exists():
@@ -66,7 +66,7 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
     config = CaptionJobConfig(
         input=[str(shards)],
         output=str(captions),
-        captioner=str(model),
+        captioner={"model": str(model), "batch_size": 32},
         executor="ray",
         ray_address="local",
         actors=1,
@@ -74,7 +74,6 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
         # One read/decode task at a time on 2 cores: a second one only competes with the captioner's start-up
         # (benchmarks/RESULTS.md); decoding needs a few % of a core.
         decode_cpus=1.0 if cpus >= 2 else 0.5,
-        batch_size=32,
     )
     summary = run_caption_job(config)
     quality = score_table(captions, world, column="re_caption", baseline="org_caption")

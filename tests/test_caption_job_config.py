@@ -2,7 +2,7 @@
 
 import json
 
-from recap.caption_job import captioner_image_size
+from recap.jobs.caption import captioner_image_size
 from recap.models.assets import shipped_captioner
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 
 from recap.pipeline.progress import RowProgress, timing_column
+from recap.pipeline.source import UnitColumns
 
 
 def _batch(shard, total, rows, seconds=0.5):
@@ -14,7 +15,7 @@ def _batch(shard, total, rows, seconds=0.5):
 
 
 def test_total_is_estimated_then_exact():
-    progress = RowProgress(shards=4, enabled=False)
+    progress = RowProgress(4, UnitColumns(unit="source_shard", size="shard_total", key="key"), enabled=False)
     progress.update(_batch("a.tar", 100, 60))
     assert progress.bar.total == 400  # one shard of 100 seen, three more assumed alike
     progress.update(_batch("b.tar", 50, 50))

@@ -1,7 +1,7 @@
-"""Run a pipeline with Ray Data: shards are read in tasks, CPU stages run in tasks, model stages in actor pools.
+"""Run a pipeline with Ray Data: units are read in tasks, CPU stages run in tasks, model stages in actor pools.
 
 This is the only module that imports Ray. Rows stream back to the driver, which counts them in a progress
-bar and hands them to the writer (caption rows are small: images are dropped by the caption stage).
+bar and hands them to the sink (keep what reaches the sink small: a caption job drops the images before it).
 Actors that die are restarted and their batches retried (Ray Data's defaults); a watchdog ends the job with a
 clear message when no row arrives for `stall_timeout_s` (a stuck actor, or one that dies on every restart).
 """
@@ -18,8 +18,8 @@ import pyarrow as pa
 from recap.errors import RecapError
 from recap.pipeline.pipeline import Pipeline
 from recap.pipeline.progress import TIMING_PREFIX, RowProgress, timing_column
-from recap.pipeline.stage import Stage, to_arrow
-from recap.stages.webdataset_reader import READER_SCHEMA, Shard, read_shard
+from recap.pipeline.source import Shard, Source
+from recap.pipeline.stage import Stage, apply_stage, to_arrow
 
 
 def _with_timing(table: pa.Table, source, stage: str, seconds: float) -> pa.Table:
@@ -31,55 +31,57 @@ def _with_timing(table: pa.Table, source, stage: str, seconds: float) -> pa.Tabl
     return table.append_column(timing_column(stage), pa.array(np.full(rows, seconds / max(rows, 1))))
 
 
-def _shard_datasource(shards: list[Shard], rows_per_batch: int, storage_options: dict | None):
-    """A Ray datasource with one read task per tar (a shard is the unit of reading and of resuming)."""
+def _unit_datasource(source: Source, units: list[Shard]):
+    """A Ray datasource with one read task per unit (a shard is the unit of reading and of resuming)."""
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
-    def reader(shard: Shard):
+    schema = source.output_schema
+
+    def reader(unit: Shard):
         def read():
             started = time.perf_counter()
-            for batch in read_shard(shard, rows_per_batch=rows_per_batch, storage_options=storage_options):
-                table = to_arrow(batch, READER_SCHEMA)
-                yield _with_timing(table, None, "read", time.perf_counter() - started)
+            for batch in source.read(unit):
+                table = to_arrow(batch, schema)
+                yield _with_timing(table, None, source.name, time.perf_counter() - started)
                 started = time.perf_counter()
 
         return read
 
-    class WebDatasetShards(Datasource):
+    class UnitDatasource(Datasource):
         def estimate_inmemory_data_size(self):
             return None
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
             return [
                 ReadTask(
-                    reader(shard),
-                    BlockMetadata(num_rows=None, size_bytes=None, input_files=[shard.uri], exec_stats=None),
+                    reader(unit),
+                    BlockMetadata(num_rows=None, size_bytes=None, input_files=[unit.uri], exec_stats=None),
                 )
-                for shard in shards
+                for unit in units
             ]
 
-    return WebDatasetShards()
+    return UnitDatasource()
 
 
 class _TypedStage:
-    """Runs a stage in a task and returns Arrow with the stage's declared types (an all-null column of a
+    """Runs a stage in a task and returns Arrow with the running schema's types (an all-null column of a
     block would otherwise come back as floats)."""
 
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
+    def __init__(self, stage: Stage, schema: pa.Schema) -> None:
+        self.stage, self.schema = stage, schema
 
     def __call__(self, batch) -> pa.Table:
         started = time.perf_counter()
-        table = to_arrow(self.stage(batch), self.stage.output_schema)
+        table = to_arrow(apply_stage(self.stage, batch), self.schema)
         return _with_timing(table, batch, self.stage.name, time.perf_counter() - started)
 
 
 class _StageActor(_TypedStage):
     """Holds one stage per actor: `setup()` once (the model load), then `__call__` per batch."""
 
-    def __init__(self, stage: Stage) -> None:
-        super().__init__(stage)
+    def __init__(self, stage: Stage, schema: pa.Schema) -> None:
+        super().__init__(stage, schema)
         stage.setup()
 
 
@@ -148,7 +150,9 @@ class _Stream:
             self._thread.join(timeout=30)
 
 
-def check_placement(nodes: list[dict], actors: int, actor_cpus: float, actor_gpus: float, task_cpus: float) -> None:
+def check_placement(
+    nodes: list[dict], actors: int, actor_cpus: float, actor_gpus: float, task_cpus: float, what: str = "model"
+) -> None:
     """Refuse a job that would hang: Ray waits silently for resources that will never be free.
 
     `nodes` are the alive nodes' resources (`ray.nodes()[i]["Resources"]`). The actors are placed the way
@@ -161,7 +165,7 @@ def check_placement(nodes: list[dict], actors: int, actor_cpus: float, actor_gpu
         if not fits:
             have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes)
             raise RecapError(
-                f"captioner actor {index + 1} of {actors} ({actor_cpus:g} CPU, {actor_gpus:g} GPU each) does not fit "
+                f"{what} actor {index + 1} of {actors} ({actor_cpus:g} CPU, {actor_gpus:g} GPU each) does not fit "
                 f"on the cluster's nodes ({have}); the job would wait forever. Use fewer --actors, or lower "
                 "--cpus-per-actor / --gpus-per-actor"
             )
@@ -171,7 +175,7 @@ def check_placement(nodes: list[dict], actors: int, actor_cpus: float, actor_gpu
     room = max((n["CPU"] for n in free), default=0.0)
     if room < task_cpus:
         raise RecapError(
-            f"with {actors} captioner actor(s) of {actor_cpus:g} CPU spread over {len(nodes)} node(s), no node keeps "
+            f"with {actors} {what} actor(s) of {actor_cpus:g} CPU spread over {len(nodes)} node(s), no node keeps "
             f"{task_cpus:g} CPU free for reading and decoding (at most {room:g}), so the job would hang. Use fewer "
             "--actors or a smaller --cpus-per-actor (e.g. 0.5), or add CPUs"
         )
@@ -195,12 +199,14 @@ class RayExecutor:
 
     def _check_resources(self, pipeline: Pipeline, ray) -> None:
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-        model_stages = [stage for stage in pipeline.stages if stage.needs_setup]
-        task_cpus = max([pipeline.read_cpus] + [s.resources.cpus for s in pipeline.stages if not s.needs_setup])
-        for stage in model_stages:
-            check_placement(nodes, self.actors, stage.resources.cpus, stage.resources.gpus, task_cpus)
+        stages = pipeline.transforms
+        task_cpus = max([pipeline.source.resources.cpus] + [s.resources.cpus for s in stages if not s.needs_setup])
+        for stage in stages:
+            if stage.needs_setup:
+                cpus, gpus = stage.resources.cpus, stage.resources.gpus
+                check_placement(nodes, self.actors, cpus, gpus, task_cpus, what=stage.name)
 
-    def run(self, pipeline: Pipeline, *, progress: bool = True) -> dict:
+    def run(self, pipeline: Pipeline, *, progress: bool = True, desc: str = "rows") -> dict:
         import ray
         from ray.data import ActorPoolStrategy, DataContext
 
@@ -216,23 +222,24 @@ class RayExecutor:
         self._check_resources(pipeline, ray)
         context = DataContext.get_current()
         context.enable_progress_bars = False  # rows, not blocks: the driver shows its own bar
-        concurrency = max(1, min(self.read_concurrency, len(pipeline.shards)))  # one read task per shard at most
-        source = _shard_datasource(pipeline.shards, pipeline.rows_per_read_batch, pipeline.storage_options)
+        units, source = pipeline.pending, pipeline.source
+        concurrency = max(1, min(self.read_concurrency, len(units)))  # one read task per unit at most
         dataset = ray.data.read_datasource(
-            source,
-            override_num_blocks=len(pipeline.shards),
-            num_cpus=pipeline.read_cpus,
+            _unit_datasource(source, units),
+            override_num_blocks=len(units),
+            num_cpus=source.resources.cpus,
             concurrency=concurrency,
         )
-        for stage in pipeline.stages:
-            resources = stage.resources
+        for stage in pipeline.transforms:
+            resources, schema = stage.resources, pipeline.schema_after(stage)
             if stage.needs_setup:
                 # Ray fuses this split into the decode tasks (no extra tasks, no extra CPUs) as long as the decode
                 # stage runs with the default task pool, which is why decode has no concurrency cap of its own.
-                dataset = dataset.repartition(target_num_rows_per_block=BATCHES_PER_ACTOR_BLOCK * stage.batch_size)
+                rows_per_block = BATCHES_PER_ACTOR_BLOCK * (stage.batch_size or 64)
+                dataset = dataset.repartition(target_num_rows_per_block=rows_per_block)
                 dataset = dataset.map_batches(
                     _StageActor,
-                    fn_constructor_args=(stage,),
+                    fn_constructor_args=(stage, schema),
                     compute=ActorPoolStrategy(size=self.actors),
                     batch_size=stage.batch_size,
                     batch_format="numpy",
@@ -241,19 +248,19 @@ class RayExecutor:
                 )
             else:
                 dataset = dataset.map_batches(
-                    _TypedStage(stage),
+                    _TypedStage(stage, schema),
                     batch_size=stage.batch_size,
                     batch_format="numpy",
                     num_cpus=resources.cpus,
                 )
         started = time.perf_counter()
         with (
-            RowProgress(len(pipeline.shards), enabled=progress) as bar,
+            RowProgress(len(units), source.unit_columns, enabled=progress, desc=desc) as bar,
             _Stream(dataset, self.stall_timeout_s) as stream,
         ):
             try:
                 for batch in stream:
-                    pipeline.writer.add(batch)
+                    pipeline.sink.write(batch)
                     bar.update(batch)
             except ray.exceptions.RayError as error:
                 raise RecapError(

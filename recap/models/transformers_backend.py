@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from recap.models.captioner import (
+from recap.models.captioning import (
     CaptionerConfig,
     CaptionResult,
     finish_reason_from,
@@ -51,10 +51,6 @@ class TransformersCaptioner:
         self.stop_ids = set(eos if isinstance(eos, list) else [eos])
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.stop_ids)
         self._torch = torch
-
-    @property
-    def model_id(self) -> str:
-        return self.config.model
 
     def _generate(self, images: Sequence[Image.Image], prompts: list[str]) -> list[CaptionResult]:
         torch = self._torch

@@ -23,7 +23,7 @@ from collections.abc import Collection, Sequence
 from PIL import Image
 
 from recap.errors import RecapError
-from recap.models.captioner import CaptionerConfig, CaptionResult, instructions, render_prompt
+from recap.models.captioning import CaptionerConfig, CaptionResult, instructions, render_prompt
 from recap.schema import FINISH_LENGTH, FINISH_STOP
 
 INSTALL_HINT = "pip install 'recap[vllm]'"
@@ -158,10 +158,6 @@ class VllmCaptioner:
         self.accepted_stop_ids = set(self.stop_ids) | ({self.tokenizer.eos_token_id} - {None})
         self.llm = vllm.LLM(**engine_kwargs(config))
         self.sampling_params = vllm.SamplingParams(**sampling_kwargs(config), stop_token_ids=self.stop_ids)
-
-    @property
-    def model_id(self) -> str:
-        return self.config.model
 
     def caption(
         self, images: Sequence[Image.Image], alt_texts: Sequence[str | None] | None = None

@@ -16,37 +16,37 @@ from PIL import Image
 from recap.models.captioner import CaptionerConfig, CaptionResult
 from recap.pipeline.stage import Batch, Resources, Stage, batch_length, object_array
 from recap.schema import STATUS_CAPTION_FAILED, STATUS_OK
-from recap.stages.decode import DECODED_COLUMNS, DECODED_SCHEMA, pixels_to_array
+from recap.stages.decode import pixels_to_array
 
-CAPTIONED_SCHEMA = pa.schema(
-    [field for field in DECODED_SCHEMA if field.name != "pixels"]
-    + [("re_caption", pa.string()), ("output_tokens", pa.int64()), ("finish_reason", pa.string())]
+# What the stage adds (status and error are rewritten for rows whose captioning fails).
+CAPTION_SCHEMA = pa.schema(
+    [
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("re_caption", pa.string()),
+        ("output_tokens", pa.int64()),
+        ("finish_reason", pa.string()),
+    ]
 )
-CAPTIONED_COLUMNS = tuple(CAPTIONED_SCHEMA.names)
 
 
 @dataclass(kw_only=True)
 class CaptionImages(Stage):
-    """Decoded rows -> captioned rows (see CAPTIONED_COLUMNS); the pixels are dropped here."""
+    """Decoded rows -> CAPTION_SCHEMA's columns; the pixels are dropped here. Runs `captioner.batch_size` rows
+    per call unless `with_(batch_size=...)` says otherwise."""
 
     captioner: CaptionerConfig
     retries: int = 2
     retry_wait_s: float = 1.0
-    cpus: float = 1.0
-    gpus: float = 0.0
 
     name: ClassVar[str] = "caption"
-    input_columns: ClassVar[tuple[str, ...]] = DECODED_COLUMNS
-    output_schema: ClassVar[pa.Schema] = CAPTIONED_SCHEMA
+    resources: ClassVar[Resources] = Resources(cpus=1.0)
+    input_columns: ClassVar[tuple[str, ...]] = ("pixels", "status", "error", "org_caption")
+    added_schema: ClassVar[pa.Schema] = CAPTION_SCHEMA
     dropped_columns: ClassVar[tuple[str, ...]] = ("pixels",)
 
-    @property
-    def resources(self) -> Resources:
-        return Resources(cpus=self.cpus, gpus=self.gpus)
-
-    @property
-    def batch_size(self) -> int:
-        return self.captioner.batch_size
+    def __post_init__(self) -> None:
+        self.batch_size = self.captioner.batch_size
 
     def setup(self) -> None:
         from recap.models.captioner import load_captioner
@@ -98,12 +98,10 @@ class CaptionImages(Stage):
                         result.output_tokens,
                         result.finish_reason,
                     )
-        out = {name: batch[name] for name in CAPTIONED_COLUMNS if name in batch}
-        out.update(
-            status=object_array(status),
-            error=object_array(error),
-            re_caption=object_array(captions),
-            output_tokens=object_array(tokens),
-            finish_reason=object_array(finish),
-        )
-        return {name: out[name] for name in CAPTIONED_COLUMNS}
+        return {
+            "status": object_array(status),
+            "error": object_array(error),
+            "re_caption": object_array(captions),
+            "output_tokens": object_array(tokens),
+            "finish_reason": object_array(finish),
+        }

@@ -21,7 +21,6 @@ from PIL import Image, ImageOps
 
 from recap.pipeline.stage import Batch, Resources, Stage, batch_length, object_array
 from recap.schema import STATUS_BAD_INPUT, STATUS_OK
-from recap.stages.webdataset_reader import READER_COLUMNS
 
 # LLaVA pads with the CLIP image mean so padding looks like "nothing" to the vision tower.
 PAD_COLOUR = (122, 116, 104)
@@ -29,9 +28,6 @@ PAD_COLOUR = (122, 116, 104)
 # travel through Arrow, Ray and Parquet without tensor extensions.
 DECODED_SCHEMA = pa.schema(
     [
-        ("key", pa.string()),
-        ("source_shard", pa.string()),
-        ("shard_total", pa.int64()),
         ("uid", pa.string()),
         ("url", pa.string()),
         ("org_caption", pa.string()),
@@ -128,25 +124,18 @@ def _metadata(data: bytes | None) -> dict:
 
 @dataclass(kw_only=True)
 class DecodeImages(Stage):
-    """Reader rows -> decoded rows (see DECODED_COLUMNS); never raises on bad samples."""
+    """Webdataset samples (image, txt, json bytes) -> DECODED_COLUMNS; never raises on bad samples."""
 
     image_size: int = 336
     max_pixels: int = 89_478_485  # PIL's decompression-bomb limit
     pad_to_square: bool = True
-    cpus: float = 1.0
-    rows_per_batch: int = 64
 
     name: ClassVar[str] = "decode"
-    input_columns: ClassVar[tuple[str, ...]] = READER_COLUMNS
-    output_schema: ClassVar[pa.Schema] = DECODED_SCHEMA
-
-    @property
-    def resources(self) -> Resources:
-        return Resources(cpus=self.cpus)
-
-    @property
-    def batch_size(self) -> int:
-        return self.rows_per_batch
+    resources: ClassVar[Resources] = Resources(cpus=1.0)
+    batch_size: ClassVar[int | None] = 64
+    input_columns: ClassVar[tuple[str, ...]] = ("image", "txt", "json", "read_error")
+    added_schema: ClassVar[pa.Schema] = DECODED_SCHEMA
+    dropped_columns: ClassVar[tuple[str, ...]] = ("image", "image_format", "txt", "json", "read_error")
 
     def _row(self, batch: Batch, index: int) -> dict:
         row = {"uid": None, "url": None, "org_caption": None, "sha256": None, "status": STATUS_OK, "error": None}
@@ -180,7 +169,4 @@ class DecodeImages(Stage):
 
     def __call__(self, batch: Batch) -> Batch:
         rows = [self._row(batch, index) for index in range(batch_length(batch))]
-        out = {name: batch[name] for name in ("key", "source_shard", "shard_total")}
-        for name in ("uid", "url", "org_caption", "sha256", "pixels", "status", "error"):
-            out[name] = object_array([row[name] for row in rows])
-        return {name: out[name] for name in DECODED_COLUMNS}
+        return {name: object_array([row[name] for row in rows]) for name in DECODED_COLUMNS}

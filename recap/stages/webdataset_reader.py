@@ -1,5 +1,8 @@
 """Read webdataset tars (img2dataset's output) from any fsspec filesystem, one shard at a time.
 
+`WebDatasetSource` is the pipeline source over `read_shard`; training and evaluation call `read_shard` too,
+so every path that reads tars splits keys, finds images and reports damage the same way.
+
 Every sample in a tar becomes one row, whatever is wrong with it: decoding and validation happen later, in
 CPU stages, so that a broken sample is recorded rather than lost. Rows carry the raw member bytes:
 
@@ -18,13 +21,15 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import fsspec
 import numpy as np
 import pyarrow as pa
 
 from recap.errors import RecapError
+from recap.pipeline.source import Shard, Source
 from recap.pipeline.stage import Batch, object_array
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
@@ -41,14 +46,6 @@ READER_SCHEMA = pa.schema(
     ]
 )
 READER_COLUMNS = tuple(READER_SCHEMA.names)
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One input tar: its URI and the name its output table takes (`00042` for `.../00042.tar`)."""
-
-    uri: str
-    name: str
 
 
 def list_shards(inputs: str | list[str], storage_options: dict | None = None) -> list[Shard]:
@@ -125,3 +122,23 @@ def read_shard(shard: Shard, *, rows_per_batch: int = 256, storage_options: dict
         batch["source_shard"] = object_array([shard.uri] * len(chunk))
         batch["shard_total"] = np.full(len(chunk), len(rows), dtype=np.int64)
         yield {column: batch[column] for column in READER_COLUMNS}
+
+
+@dataclass(kw_only=True)
+class WebDatasetSource(Source):
+    """The tars of `inputs` (paths, folders or globs; see `list_shards`), one read unit per tar."""
+
+    inputs: list[str]
+    storage_options: dict | None = None
+    shards: list[Shard] = field(init=False, repr=False)
+
+    added_schema: ClassVar[pa.Schema] = READER_SCHEMA
+
+    def __post_init__(self) -> None:
+        self.shards = list_shards(self.inputs, self.storage_options)
+
+    def units(self) -> list[Shard]:
+        return self.shards
+
+    def read(self, unit: Shard) -> Iterator[Batch]:
+        return read_shard(unit, rows_per_batch=self.batch_size or 256, storage_options=self.storage_options)

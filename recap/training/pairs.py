@@ -1,26 +1,28 @@
-"""Image-caption pairs for training, from a world split, a Parquet file (+ images), or webdataset tars.
+"""Image-caption pairs for training and evaluation, from a world split, a Parquet file (+ images), or tars.
 
-Images are decoded once, converted to RGB, resized on the shortest side and centre-cropped to the model's
-input size (what a CLIP image processor does), and kept as one uint8 array.
+Every source turns image bytes into model input with the recaption job's own function
+(`recap.stages.decode.decode_image`: RGB, padded to a square with the CLIP mean colour, resized), and tars are
+read with the job's reader, so training, evaluation and the job see the same pixels for the same image.
 """
 
 from __future__ import annotations
 
-import glob
-import io
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
 from tqdm import tqdm
 
 from recap.errors import RecapError
+from recap.pipeline.source import Shard
+from recap.pipeline.stage import apply_stage
+from recap.schema import STATUS_OK
+from recap.stages.decode import BadInput, DecodeImages, decode_image, pixels_to_array
+from recap.stages.webdataset_reader import list_shards, read_shard
 
-IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
+MAX_PIXELS = DecodeImages.max_pixels
 
 
 @dataclass
@@ -33,21 +35,18 @@ class Pairs:
     short_captions: list[str] | None = None
     alt_texts: list[str | None] | None = None
     scenes: list[str] | None = None  # ground-truth scene JSON, when the source is a world split
+    skipped: int = 0  # samples left out because the job would mark them bad_input (tars only)
 
     def __len__(self) -> int:
         return len(self.uids)
 
 
-def square_resize(image: Image.Image, size: int) -> np.ndarray:
-    """RGB, shortest side to `size` (bicubic), centre crop to size x size: a CLIP image processor's geometry."""
-    image = image.convert("RGB")
-    width, height = image.size
-    scale = size / min(width, height)
-    resized = image.resize(
-        (max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BICUBIC
-    )
-    left, top = (resized.width - size) // 2, (resized.height - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
+def model_input(data: bytes, size: int, where: str) -> np.ndarray:
+    """Image bytes -> (size, size, 3) uint8, exactly as the recaption job decodes them; RecapError naming `where`."""
+    try:
+        return decode_image(data, size, MAX_PIXELS)
+    except BadInput as error:
+        raise RecapError(f"{where}: {error}") from None
 
 
 def _from_world(folder: Path, size: int, limit: int | None, progress: bool) -> Pairs:
@@ -61,8 +60,9 @@ def _from_world(folder: Path, size: int, limit: int | None, progress: bool) -> P
         alt.update(zip(meta["uid"].to_pylist(), meta["text"].to_pylist(), strict=True))
     images = np.stack(
         [
-            square_resize(Image.open(folder / "images" / f"{row['uid']}.{row['image_format']}"), size)
+            model_input(path.read_bytes(), size, str(path))
             for row in tqdm(rows, desc=f"loading {folder.name}", unit="img", disable=not progress)
+            for path in [folder / "images" / f"{row['uid']}.{row['image_format']}"]
         ]
     )
     return Pairs(
@@ -88,12 +88,11 @@ def _from_parquet(path: Path, size: int, caption_column: str, limit: int | None,
         try:
             if "image" in row and row["image"] is not None:
                 data = row["image"]["bytes"] if isinstance(row["image"], dict) else row["image"]
-                image = Image.open(io.BytesIO(data))
             else:
-                image = Image.open(path.parent / row["image_path"])
-            images.append(square_resize(image, size))
-        except (OSError, ValueError) as error:
+                data = (path.parent / row["image_path"]).read_bytes()
+        except OSError as error:
             raise RecapError(f"{path} row {index}: cannot read the image ({error})") from None
+        images.append(model_input(data, size, f"{path} row {index}"))
     return Pairs(
         uids=[str(row.get("uid", index)) for index, row in enumerate(rows)],
         images=np.stack(images),
@@ -102,32 +101,32 @@ def _from_parquet(path: Path, size: int, caption_column: str, limit: int | None,
     )
 
 
-def _from_tars(paths: list[str], size: int, caption_column: str, limit: int | None, progress: bool) -> Pairs:
-    uids, images, captions = [], [], []
-    for path in tqdm(paths, desc="loading shards", unit="tar", disable=not progress):
-        samples: dict[str, dict[str, bytes]] = {}
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                if member.isfile():
-                    key, _, suffix = member.name.partition(".")
-                    samples.setdefault(key, {})[suffix] = tar.extractfile(member).read()
-        for key, members in samples.items():
-            image_suffix = next((s for s in IMAGE_SUFFIXES if s in members), None)
-            meta = json.loads(members["json"]) if "json" in members else {}
-            if caption_column in members:
-                caption = members[caption_column].decode("utf-8")
-            else:
-                caption = meta.get(caption_column) or members.get("txt", b"").decode("utf-8")
-            if image_suffix is None or not caption:
-                continue
-            uids.append(meta.get("uid", key))
-            images.append(square_resize(Image.open(io.BytesIO(members[image_suffix])), size))
-            captions.append(caption)
-            if limit is not None and len(uids) >= limit:
-                return Pairs(uids=uids, images=np.stack(images), captions=captions)
+def _from_tars(shards: list[Shard], size: int, caption_column: str, limit: int | None, progress: bool) -> Pairs:
+    """Samples of webdataset tars through the job's reader and decode stage; samples the job would mark
+    `bad_input` (no image, no caption, broken bytes) are skipped and counted in `Pairs.skipped`."""
+    decode = DecodeImages(image_size=size)
+    uids, images, captions, skipped = [], [], [], 0
+    for shard in tqdm(shards, desc="loading shards", unit="tar", disable=not progress):
+        for batch in read_shard(shard):
+            decoded = apply_stage(decode, batch)
+            for index, status in enumerate(decoded["status"]):
+                caption = decoded["org_caption"][index]
+                if caption_column not in ("caption", "txt") and status == STATUS_OK:
+                    caption = json.loads(batch["json"][index] or b"{}").get(caption_column)
+                if status != STATUS_OK or not caption:
+                    skipped += 1
+                    continue
+                uids.append(decoded["uid"][index] or str(decoded["key"][index]))
+                images.append(pixels_to_array(decoded["pixels"][index]))
+                captions.append(caption)
+                if limit is not None and len(uids) >= limit:
+                    return Pairs(uids=uids, images=np.stack(images), captions=captions, skipped=skipped)
     if not uids:
-        raise RecapError(f"no image-caption samples in {paths[0]} ... ({len(paths)} tars)")
-    return Pairs(uids=uids, images=np.stack(images), captions=captions)
+        raise RecapError(
+            f"no usable image-caption samples in {shards[0].uri} ... ({len(shards)} tars; "
+            f"{skipped} skipped as bad input)"
+        )
+    return Pairs(uids=uids, images=np.stack(images), captions=captions, skipped=skipped)
 
 
 def load_pairs(
@@ -138,16 +137,18 @@ def load_pairs(
     limit: int | None = None,
     progress: bool = True,
 ) -> Pairs:
-    """Load pairs from a world split folder, a Parquet file, or a glob/folder of webdataset tars."""
+    """Load pairs from a world split folder, a Parquet file, or webdataset tars (a tar, a folder of them or a
+    glob; local or any fsspec URI)."""
     path = Path(source)
     if path.is_dir() and (path / "truth.parquet").exists():
         return _from_world(path, image_size, limit, progress)
     if path.is_file() and path.suffix == ".parquet":
         return _from_parquet(path, image_size, caption_column, limit, progress)
-    tars = sorted(glob.glob(str(path / "*.tar"))) if path.is_dir() else sorted(glob.glob(str(source)))
-    tars = [t for t in tars if t.endswith(".tar")]
-    if tars:
-        return _from_tars(tars, image_size, caption_column, limit, progress)
-    raise RecapError(
-        f"{source} is not a world split folder (with truth.parquet), a .parquet file, or webdataset .tar files"
-    )
+    try:
+        shards = list_shards(str(source))
+    except RecapError as error:
+        raise RecapError(
+            f"{source} is not a world split folder (with truth.parquet), a .parquet file, or webdataset .tar "
+            f"files ({error})"
+        ) from None
+    return _from_tars(shards, image_size, caption_column, limit, progress)

@@ -11,8 +11,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from recap.caption_job import CaptionJobConfig, run_caption_job
 from recap.errors import RecapError
+from recap.jobs.caption import CaptionJobConfig, run_caption_job
 from recap.world.generate import load_scenes
 from recap.world.quality import score_captions
 
@@ -27,7 +27,9 @@ def _rows(output):
 
 def test_local_executor_end_to_end(small_world, world_download, tmp_path):
     shards, _ = world_download
-    config = CaptionJobConfig(input=[str(shards)], output=str(tmp_path / "captions"), executor="local", batch_size=32)
+    config = CaptionJobConfig(
+        input=[str(shards)], output=str(tmp_path / "captions"), executor="local", captioner={"batch_size": 32}
+    )
     summary = run_caption_job(config, progress=False)
     rows = _rows(tmp_path / "captions")
     assert {(Path(r["source_shard"]).stem, r["key"]) for r in rows} == tar_keys(shards)
@@ -56,7 +58,7 @@ def test_bad_input_matrix_on_ray(ray_cluster, tmp_path):
         cpus_per_actor=0.5,
         decode_cpus=0.5,
         max_pixels=50_000,
-        batch_size=8,
+        captioner={"batch_size": 8},
     )
     summary = run_caption_job(config, progress=False)
     rows = {row["key"]: row for row in pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()}
@@ -97,10 +99,10 @@ def _driver_arguments(shards, output, address):
 # Waiting from outside for a marker and then killing is a race: on a fast run every shard may be done first.
 DYING_DRIVER = """
 import os, runpy, signal, sys
-from recap.stages.caption_table_writer import CaptionTableWriter
+from recap.stages.parquet_sink import ParquetShardSink
 
 point, pipeline, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
-original = CaptionTableWriter._write_shard
+original = ParquetShardSink._write_shard
 
 
 def die(*_args, **_kwargs):
@@ -115,7 +117,7 @@ def write_shard(self, name):
         die()
 
 
-CaptionTableWriter._write_shard = write_shard
+ParquetShardSink._write_shard = write_shard
 sys.argv = [pipeline, *arguments]
 runpy.run_path(pipeline, run_name="__main__")
 """

@@ -2,9 +2,9 @@
 
 import pytest
 
-from recap.caption_job import CaptionJobConfig, run_caption_job
 from recap.errors import RecapError
 from recap.executors.ray_executor import check_placement
+from recap.jobs.caption import CaptionJobConfig, run_caption_job
 
 
 def _node(cpus, gpus=0):
@@ -50,12 +50,12 @@ def test_example_job_configs_parse(name, tmp_path):
     import argparse
     from pathlib import Path
 
-    from recap.caption_job import add_job_arguments, config_from_args
+    from recap.jobs.caption import add_job_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_job_arguments(parser)
     path = Path(__file__).resolve().parents[2] / "pipelines" / "configs" / name
     args = parser.parse_args(["--config", str(path), "--input", str(tmp_path), "--output", str(tmp_path / "out")])
     config = config_from_args(args)
-    assert config.max_new_tokens == 128 and config.prompt == "recap-datacomp-1b"
+    assert config.captioner.max_new_tokens == 128 and config.captioner.prompt == "recap-datacomp-1b"
     assert config.output == str(tmp_path / "out")

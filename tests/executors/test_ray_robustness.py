@@ -13,11 +13,13 @@ from recap.executors.ray_executor import BATCHES_PER_ACTOR_BLOCK, RayExecutor
 from recap.models.assets import shipped_captioner
 from recap.models.captioner import CaptionerConfig
 from recap.pipeline.pipeline import Pipeline
-from recap.pipeline.stage import batch_length
+from recap.pipeline.stage import Resources, batch_length
 from recap.stages.caption import CaptionImages
-from recap.stages.caption_table_writer import CaptionTableWriter
+from recap.stages.caption_table_sink import CaptionTableSink
 from recap.stages.decode import DecodeImages
-from recap.stages.webdataset_reader import list_shards
+from recap.stages.webdataset_reader import WebDatasetSource
+
+HALF_CPU = Resources(cpus=0.5)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -43,18 +45,15 @@ class Hangs(CaptionImages):
         time.sleep(3600)
 
 
-def _pipeline(shards, output, caption_stage):
-    writer = CaptionTableWriter(str(output), run_id="test", captioner_model="tiny", prompt_id="recap-datacomp-1b")
-    return Pipeline(
-        shards=list_shards(str(shards)),
-        stages=[DecodeImages(image_size=64, cpus=0.5), caption_stage],
-        writer=writer,
-    )
+def _pipeline(shards, output, caption_stage, sink_class=CaptionTableSink):
+    sink = sink_class(output=str(output), run_id="test", captioner_model="tiny", prompt_id="recap-datacomp-1b")
+    decode = DecodeImages(image_size=64).with_(resources=HALF_CPU)
+    return Pipeline([WebDatasetSource(inputs=[str(shards)]), decode, caption_stage, sink])
 
 
 def _caption_stage(cls, **options):
     config = CaptionerConfig(model=str(shipped_captioner()), batch_size=8, max_new_tokens=64)
-    return cls(captioner=config, cpus=0.5, **options)
+    return cls(captioner=config, **options).with_(resources=HALF_CPU)
 
 
 def test_an_actor_that_dies_is_restarted_and_its_batch_retried(ray_cluster, job_shards, tmp_path):
@@ -104,28 +103,26 @@ def test_a_hung_actor_ends_the_job_with_a_message(ray_cluster, job_shards, tmp_p
     assert ray.available_resources().get("CPU", 0) == 2
 
 
-class _ArrivalLog(CaptionTableWriter):
-    """The real writer, noting how many rows reach the driver at a time."""
+@dataclass(kw_only=True)
+class _ArrivalLog(CaptionTableSink):
+    """The real sink, noting how many rows reach the driver at a time."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __post_init__(self):
+        super().__post_init__()
         self.arrivals = []
 
-    def add(self, batch):
+    def write(self, batch):
         self.arrivals.append(batch_length(batch))
-        return super().add(batch)
+        return super().write(batch)
 
 
 def test_rows_reach_the_driver_a_few_batches_at_a_time(ray_cluster, job_shards, tmp_path):
     """Not a whole read block (a shard here; up to 128 MiB of images in general) at once: the progress bar and
     the writer see rows as the captioner finishes them."""
     config = CaptionerConfig(model=str(shipped_captioner()), batch_size=2, max_new_tokens=48)
-    writer = _ArrivalLog(str(tmp_path / "out"), run_id="test", captioner_model="tiny", prompt_id="recap-datacomp-1b")
-    pipeline = Pipeline(
-        shards=list_shards(str(job_shards)),  # 3 shards of 20 samples
-        stages=[DecodeImages(image_size=64, cpus=0.5), CaptionImages(captioner=config, cpus=0.5)],
-        writer=writer,
-    )
+    caption = CaptionImages(captioner=config).with_(resources=HALF_CPU)
+    pipeline = _pipeline(job_shards, tmp_path / "out", caption, sink_class=_ArrivalLog)  # 3 shards of 20 samples
+    writer = pipeline.sink
     result = RayExecutor(actors=1, stall_timeout_s=120).run(pipeline, progress=False)
     assert result["rows"] == sum(writer.arrivals) == 60
     assert max(writer.arrivals) <= BATCHES_PER_ACTOR_BLOCK * 2 < 20

@@ -7,7 +7,7 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 
-from recap.caption_job import CaptionJobConfig, run_caption_job
+from recap.jobs.caption import CaptionJobConfig, run_caption_job
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_shards_in_and_tables_out_through_s3(ray_cluster, job_shards, s3):
         output="s3://recap-test/captions",
         storage_options=options,
         cpus_per_actor=0.5,
-        batch_size=8,
+        captioner={"batch_size": 8},
     )
     summary = run_caption_job(config, progress=False)
     assert summary["shards_written"] == len(tars)

@@ -6,6 +6,7 @@ import pytest
 
 from recap.models.assets import shipped_captioner
 from recap.models.captioner import CaptionerConfig
+from recap.pipeline.stage import apply_stage
 from recap.schema import STATUS_CAPTION_FAILED, STATUS_OK
 from recap.stages.caption import CaptionImages
 from recap.stages.decode import DecodeImages
@@ -44,7 +45,7 @@ def decoded(tmp_path_factory):
     path = tmp_path_factory.mktemp("caption-stage") / "00000.tar"
     bad_input_shard(path)
     batch = next(read_shard(list_shards(str(path))[0], rows_per_batch=100))
-    return DecodeImages(image_size=64, max_pixels=50_000)(batch)
+    return apply_stage(DecodeImages(image_size=64, max_pixels=50_000), batch)
 
 
 def _stage(cls, **options):
@@ -54,7 +55,7 @@ def _stage(cls, **options):
 
 def test_a_transient_failure_is_retried_and_nothing_is_lost(decoded):
     stage = _stage(FailsFirstCalls, failures=2, retries=2)
-    out = stage(decoded)
+    out = apply_stage(stage, decoded)
     ok = [i for i, status in enumerate(decoded["status"]) if status == STATUS_OK]
     assert stage.calls == 3
     assert [out["status"][i] for i in ok] == [STATUS_OK] * len(ok)
@@ -64,7 +65,7 @@ def test_a_transient_failure_is_retried_and_nothing_is_lost(decoded):
 
 
 def test_a_persistent_failure_marks_only_the_failing_image(decoded):
-    out = _stage(FailsOnOneImage, retries=1)(decoded)
+    out = apply_stage(_stage(FailsOnOneImage, retries=1), decoded)
     alt_texts = list(decoded["org_caption"])
     poisoned = alt_texts.index("alpha")
     assert out["status"][poisoned] == STATUS_CAPTION_FAILED
@@ -75,7 +76,7 @@ def test_a_persistent_failure_marks_only_the_failing_image(decoded):
 
 
 def test_retries_exhausted_on_every_image_marks_the_whole_batch(decoded):
-    out = _stage(FailsFirstCalls, failures=10**6, retries=1)(decoded)
+    out = apply_stage(_stage(FailsFirstCalls, failures=10**6, retries=1), decoded)
     ok = [i for i, status in enumerate(decoded["status"]) if status == STATUS_OK]
     assert all(out["status"][i] == STATUS_CAPTION_FAILED for i in ok)
     assert len(out["status"]) == len(decoded["status"])  # every input row is still there, exactly once

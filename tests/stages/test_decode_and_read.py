@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from recap.pipeline.stage import apply_stage
 from recap.schema import STATUS_BAD_INPUT, STATUS_OK
 from recap.stages.decode import DecodeImages, pixels_to_array
 from recap.stages.webdataset_reader import list_shards, read_shard
@@ -14,7 +15,7 @@ def _decode_all(path, **options):
     stage = DecodeImages(image_size=32, max_pixels=50_000, **options)
     rows = []
     for batch in read_shard(shard, rows_per_batch=5):
-        out = stage(batch)
+        out = apply_stage(stage, batch)
         rows.extend({k: out[k][i] for k in out} for i in range(len(out["key"])))
     return rows
 

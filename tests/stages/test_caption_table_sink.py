@@ -1,4 +1,4 @@
-"""The per-shard writer: complete shards only, exactly once, atomically, with markers."""
+"""The caption table sink: complete shards only, exactly once, atomically, with markers."""
 
 import json
 
@@ -9,8 +9,7 @@ import pytest
 from recap.errors import RecapError
 from recap.pipeline.stage import object_array
 from recap.schema import CAPTION_TABLE_SCHEMA
-from recap.stages.caption import CAPTIONED_COLUMNS
-from recap.stages.caption_table_writer import CaptionTableWriter
+from recap.stages.caption_table_sink import CAPTIONED_COLUMNS, CaptionTableSink
 
 
 def _batch(shard, keys, total, status="ok"):
@@ -29,19 +28,19 @@ def _batch(shard, keys, total, status="ok"):
         "output_tokens": object_array([9 if status == "ok" else None] * n),
         "finish_reason": object_array(["stop" if status == "ok" else None] * n),
     }
-    return {name: columns[name] for name in CAPTIONED_COLUMNS}
+    return {name: columns[name] for name in (*CAPTIONED_COLUMNS, "shard_total")}
 
 
 def _writer(tmp_path):
-    return CaptionTableWriter(str(tmp_path / "out"), run_id="run-1", captioner_model="tiny", prompt_id="p")
+    return CaptionTableSink(output=str(tmp_path / "out"), run_id="run-1", captioner_model="tiny", prompt_id="p")
 
 
 def test_shard_is_written_only_when_complete(tmp_path):
     writer = _writer(tmp_path)
-    assert writer.add(_batch("00000", ["1", "2"], total=3)) == []
+    assert writer.write(_batch("00000", ["1", "2"], total=3)) == []
     assert not (tmp_path / "out" / "00000.parquet").exists()
     assert writer.incomplete() == {"00000": (2, 3)}
-    assert writer.add(_batch("00000", ["3"], total=3, status="bad_input")) == ["00000"]
+    assert writer.write(_batch("00000", ["3"], total=3, status="bad_input")) == ["00000"]
     table = pq.read_table(tmp_path / "out" / "00000.parquet")
     assert table.schema.equals(CAPTION_TABLE_SCHEMA, check_metadata=False)
     rows = table.to_pylist()
@@ -51,25 +50,25 @@ def test_shard_is_written_only_when_complete(tmp_path):
     marker = json.loads((tmp_path / "out" / "_done" / "00000.json").read_text())
     assert marker["rows"] == 3 and marker["status"] == {"ok": 2, "bad_input": 1}
     assert marker["output_tokens"] == 18  # the run summary's tokens/s adds these up without reading tables back
-    assert writer.completed_shards() == {"00000"}
+    assert writer.completed_units() == {"00000"}
     assert not list((tmp_path / "out").glob(".*tmp*"))
 
 
 def test_duplicates_are_dropped(tmp_path):
     writer = _writer(tmp_path)
-    writer.add(_batch("00000", ["1", "2"], total=3))
-    writer.add(_batch("00000", ["2"], total=3))  # a retried block
-    writer.add(_batch("00000", ["3"], total=3))
-    writer.add(_batch("00000", ["3"], total=3))  # after the shard was written
+    writer.write(_batch("00000", ["1", "2"], total=3))
+    writer.write(_batch("00000", ["2"], total=3))  # a retried block
+    writer.write(_batch("00000", ["3"], total=3))
+    writer.write(_batch("00000", ["3"], total=3))  # after the shard was written
     assert writer.duplicates == 2
     assert pq.read_table(tmp_path / "out" / "00000.parquet").num_rows == 3
 
 
 def test_table_without_marker_is_not_complete(tmp_path):
     writer = _writer(tmp_path)
-    writer.add(_batch("00000", ["1"], total=1))
+    writer.write(_batch("00000", ["1"], total=1))
     (tmp_path / "out" / "_done" / "00000.json").unlink()
-    assert writer.completed_shards() == set()
+    assert writer.completed_units() == set()
     (tmp_path / "out" / ".00001.parquet.tmp-dead").write_bytes(b"partial")
     assert writer.remove_stale_temporaries() == 1
 
@@ -77,4 +76,4 @@ def test_table_without_marker_is_not_complete(tmp_path):
 def test_unwritable_output(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(RecapError, match="cannot write to output"):
-        CaptionTableWriter(str(tmp_path / "file" / "out"), run_id="r", captioner_model="m", prompt_id="p")
+        CaptionTableSink(output=str(tmp_path / "file" / "out"), run_id="r", captioner_model="m", prompt_id="p")

@@ -1,0 +1,210 @@
+"""The recaption job: webdataset shards in, one caption table per shard out, resumable and exactly once.
+
+    [WebDatasetSource, DecodeImages, CaptionImages, CaptionTableSink]
+
+`caption_pipeline` is the recipe (the one place the stage list is built); `pipelines/recap_datacomp.py` and
+`recap caption` build a `CaptionJobConfig` and call `run_caption_job`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from recap.errors import RecapError
+from recap.jobs import config as job_config
+from recap.jobs.runner import EXECUTORS, make_executor, new_run_id, run_job
+from recap.models.captioner import CaptionerConfig, describe
+from recap.pipeline.pipeline import Pipeline
+from recap.pipeline.stage import Resources
+from recap.stages.caption import CaptionImages
+from recap.stages.caption_table_sink import CaptionTableSink
+from recap.stages.decode import DecodeImages
+from recap.stages.webdataset_reader import WebDatasetSource
+
+# Fields that were top-level before the job nested its captioner config (named in the error for old files).
+MOVED_TO_CAPTIONER = dict.fromkeys(
+    ("backend", "dtype", "device", "batch_size", "prompt", "max_new_tokens"), "captioner"
+)
+
+
+def _default_captioner() -> CaptionerConfig:
+    return CaptionerConfig(model="", batch_size=16)
+
+
+@dataclass(kw_only=True)
+class CaptionJobConfig:
+    """Everything the recaption job needs. Paths may be local or any fsspec URI (s3://...).
+
+    `captioner` is a full `CaptionerConfig` (model, backend, prompt, decoding, vLLM engine settings); its
+    `model` empty means the shipped tiny captioner. A config file may give it as an object or a model path.
+    """
+
+    input: list[str] = field(default_factory=list)
+    output: str = ""
+    captioner: CaptionerConfig = field(default_factory=_default_captioner)
+    image_size: int | None = None  # default: the captioner's own input size
+    executor: str = "ray"
+    ray_address: str | None = None
+    actors: int = 1
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float = 1.0
+    decode_cpus: float = 1.0
+    max_pixels: int = 89_478_485
+    retries: int = 2
+    stall_timeout_s: float = 600.0
+    rows_per_read_batch: int = 256
+    resume: bool = False
+    storage_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.input, str):
+            self.input = [self.input]
+        if not self.input:
+            raise ValueError("input: give at least one shard path, folder or glob")
+        if not self.output:
+            raise ValueError("output: give the folder (or URI) for the caption tables")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        for name in ("actors", "rows_per_read_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("gpus_per_actor", "cpus_per_actor", "decode_cpus", "retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if isinstance(self.captioner, str):
+            self.captioner = {"model": self.captioner}
+        if isinstance(self.captioner, dict):
+            self.captioner = job_config.nested_from(
+                CaptionerConfig, {**asdict(_default_captioner()), **self.captioner}, "captioner"
+            )
+        if not self.captioner.model:
+            from recap.models.assets import shipped_captioner
+
+            self.captioner.model = str(shipped_captioner())
+
+
+def _image_side(config: dict) -> int | None:
+    crop = config.get("crop_size") or {}
+    size = config.get("size") or {}
+    if isinstance(crop, int):
+        return crop
+    side = crop.get("height") or size.get("shortest_edge") or size.get("height")
+    return int(side) if side else None
+
+
+def captioner_image_size(model: str) -> int:
+    """The input side of a checkpoint's image processor (336 for LLaVA-1.5 towers).
+
+    Read from the folder's processor JSON when it is a local folder (importing transformers in the driver costs
+    seconds); otherwise, or when the JSON says nothing, through AutoImageProcessor.
+    """
+    folder = Path(model)
+    for name, nested in (("preprocessor_config.json", False), ("processor_config.json", True)):
+        path = folder / name
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                raise RecapError(f"cannot read the captioner's {path}: {error}") from None
+            side = _image_side(config.get("image_processor", {}) if nested else config)
+            if side:
+                return side
+    from transformers import AutoImageProcessor
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise RecapError(f"cannot load the captioner's image processor from {model} ({error})") from None
+    sizes = {"crop_size": getattr(processor, "crop_size", None), "size": getattr(processor, "size", None)}
+    return _image_side(sizes) or 336
+
+
+def caption_pipeline(config: CaptionJobConfig, *, run_id: str, image_size: int) -> Pipeline:
+    """The recipe: read tars, decode and resize on CPU tasks, caption in an actor pool, one table per shard."""
+    captioner = config.captioner
+    return Pipeline(
+        [
+            WebDatasetSource(inputs=config.input, storage_options=config.storage_options).with_(
+                resources=Resources(cpus=config.decode_cpus), batch_size=config.rows_per_read_batch
+            ),
+            DecodeImages(image_size=image_size, max_pixels=config.max_pixels).with_(
+                resources=Resources(cpus=config.decode_cpus)
+            ),
+            CaptionImages(captioner=captioner, retries=config.retries).with_(
+                resources=Resources(cpus=config.cpus_per_actor, gpus=config.gpus_per_actor)
+            ),
+            CaptionTableSink(
+                output=config.output,
+                run_id=run_id,
+                captioner_model=captioner.model,
+                prompt_id=captioner.prompt,
+                storage_options=config.storage_options,
+            ),
+        ]
+    )
+
+
+def run_caption_job(config: CaptionJobConfig, *, progress: bool = True) -> dict:
+    """Caption every shard that has no finished table yet; return the run summary (also written as JSON)."""
+    run_id = new_run_id()
+    image_size = config.image_size or captioner_image_size(config.captioner.model)
+    pipeline = caption_pipeline(config, run_id=run_id, image_size=image_size)
+    executor = make_executor(
+        config.executor, ray_address=config.ray_address, actors=config.actors, stall_timeout_s=config.stall_timeout_s
+    )
+    manifest = {"config": asdict(config), "captioner": describe(config.captioner), "image_size": image_size}
+    return run_job(
+        pipeline,
+        executor,
+        run_id=run_id,
+        resume=config.resume,
+        manifest=manifest,
+        progress=progress,
+        desc="captioning",
+    )
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """The job's command-line options (shared by `recap caption` and pipelines/recap_datacomp.py)."""
+    parser.add_argument("--config", help="JSON/YAML file of job fields (see recap.jobs.caption.CaptionJobConfig)")
+    parser.add_argument("--input", nargs="+", help="shard paths, folders or globs (local or s3://, gs://, ...)")
+    parser.add_argument("--output", help="folder or URI for the caption tables")
+    parser.add_argument("--actors", type=int, help="captioner actors, one model each (default 1)")
+    parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
+    parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor; keep one CPU free for reading")
+    parser.add_argument("--decode-cpus", type=float, help="CPUs per read and per decode/resize task (default 1)")
+    parser.add_argument(
+        "--stall-timeout", dest="stall_timeout_s", type=float, help="fail when no row finishes for this long (s)"
+    )
+    parser.add_argument("--image-size", type=int, help="decode/resize target (default: the captioner's input size)")
+    parser.add_argument("--max-pixels", type=int, help="refuse images with more pixels than this (bad_input rows)")
+    parser.add_argument("--retries", type=int, help="captioner retries per batch before rows are marked failed")
+    parser.add_argument("--executor", choices=EXECUTORS, help="ray (default) or local (no cluster)")
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster address (default: RAY_ADDRESS, or the cluster `ray start` began here, else a new local Ray; "
+        "'local' always starts a new one)",
+    )
+    parser.add_argument("--resume", action="store_true", default=None, help="skip shards already finished")
+    parser.add_argument("--storage-options", type=json.loads, help="fsspec options as JSON, e.g. '{\"key\": ...}'")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    job_config.add_nested_arguments(
+        parser,
+        CaptionerConfig,
+        "captioner",
+        aliases={
+            "model": ("--captioner",),
+            "backend": ("--backend",),
+            "batch_size": ("--batch-size",),
+            "prompt": ("--prompt",),
+            "max_new_tokens": ("--max-new-tokens",),
+        },
+    )
+
+
+def config_from_args(args: argparse.Namespace, base: dict | None = None) -> CaptionJobConfig:
+    """base < config file < command line; RecapError naming a bad field or file."""
+    return job_config.config_from_args(CaptionJobConfig, args, base, moved=MOVED_TO_CAPTIONER)

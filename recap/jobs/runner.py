@@ -1,0 +1,129 @@
+"""Run a pipeline as a resumable job: refuse or resume a used output, run manifest, executor, run summary.
+
+Every job that writes one table per shard through a `ParquetShardSink` runs through `run_job`, so each gets
+the same guarantees: a rerun without `--resume` never mixes runs, stale temporaries of a crashed run are
+removed, the manifest says what ran with which code, and the summary counts what the completion markers say
+was written (rows a retried task delivered twice are dropped by the sink, and not counted).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from recap import __version__
+from recap.errors import RecapError
+from recap.pipeline.pipeline import Pipeline
+from recap.stages.parquet_sink import MANIFEST_FOLDER, ParquetShardSink
+
+EXECUTORS = ("ray", "local")
+SUMMARY_FILE = "_run_summary.json"  # "_" keeps it out of Parquet dataset discovery
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def code_version() -> dict:
+    version = {"recap": __version__}
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if commit.returncode == 0:
+            version["git_commit"] = commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return version
+
+
+def make_executor(kind: str, *, ray_address: str | None = None, actors: int = 1, stall_timeout_s: float = 600.0):
+    """`local` (this process) or `ray` (a cluster; imports Ray only then)."""
+    if kind not in EXECUTORS:
+        raise RecapError(f"executor must be one of {EXECUTORS}, got {kind!r}")
+    if kind == "local":
+        from recap.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    from recap.executors.ray_executor import RayExecutor
+
+    return RayExecutor(address=ray_address, actors=actors, stall_timeout_s=stall_timeout_s)
+
+
+def summary_from_markers(markers: dict[str, dict], count_column: str, sum_columns: tuple[str, ...]) -> dict:
+    """Rows written, by `count_column` value, and the totals of `sum_columns`, over completion markers."""
+    counts: Counter = Counter()
+    for marker in markers.values():
+        counts.update(marker.get(count_column, {}))
+    rows = sum(marker["rows"] for marker in markers.values())
+    summary = {"rows": rows, f"rows_by_{count_column}": dict(counts)}
+    summary.update({column: sum(marker.get(column, 0) for marker in markers.values()) for column in sum_columns})
+    return summary
+
+
+def run_job(
+    pipeline: Pipeline,
+    executor,
+    *,
+    run_id: str,
+    resume: bool,
+    manifest: dict,
+    progress: bool = True,
+    desc: str = "rows",
+    ok_status: str = "ok",
+) -> dict:
+    """Run the pipeline's pending units; return the run summary (also written as JSON beside the tables).
+
+    `manifest` holds the job's own description (config, models); status, code and shard counts are added.
+    """
+    started = time.perf_counter()
+    sink = pipeline.sink
+    if not isinstance(sink, ParquetShardSink):
+        raise TypeError(f"run_job needs a ParquetShardSink, got {type(sink).__name__}")
+    done = pipeline.completed
+    if done and not resume:
+        raise RecapError(
+            f"{sink.output} already holds {len(done)} finished shard table(s); pass --resume to continue that "
+            "run, or choose an empty output"
+        )
+    sink.remove_stale_temporaries()
+    todo = pipeline.pending
+    manifest = {
+        "run_id": run_id,
+        "status": "running",
+        **manifest,
+        "code": code_version(),
+        "shards": {"input": len(todo) + len(done), "already_done": len(done), "to_do": len(todo)},
+    }
+    manifest_path = f"{MANIFEST_FOLDER}/{run_id}.json"
+    sink.write_json(manifest_path, manifest)
+    result = executor.run(pipeline, progress=progress, desc=desc) if todo else {"rows": 0, "stage_seconds": {}}
+    incomplete = sink.incomplete()
+    if incomplete:
+        raise RecapError(f"shards ended incomplete (rows seen, expected): {incomplete}; rerun with --resume")
+    elapsed = time.perf_counter() - started
+    written = summary_from_markers(sink.markers(), sink.count_column, sink.sum_columns)
+    rows = written.pop("rows")
+    by_status = written.pop(f"rows_by_{sink.count_column}")
+    summary = {
+        "run_id": run_id,
+        "shards_written": len(sink.markers()),
+        "shards_skipped": len(done),
+        "rows": rows,
+        "rows_by_status": by_status,
+        "rows_ok": by_status.get(ok_status, 0),
+        "rows_failed": rows - by_status.get(ok_status, 0),
+        "duplicates_dropped": sink.duplicates,
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(rows / elapsed, 2) if elapsed else None,
+    }
+    summary.update(
+        {f"{column}_per_s": round(total / elapsed, 1) if elapsed else None for column, total in written.items()}
+    )
+    summary["stage_seconds"] = result["stage_seconds"]
+    manifest.update(status="complete", summary=summary)
+    sink.write_json(manifest_path, manifest)
+    sink.write_json(SUMMARY_FILE, summary)
+    return summary
