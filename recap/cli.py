@@ -292,9 +292,10 @@ def _add_demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the main job end to end on the embedded world and print a summary",
-        description="Generate a world, download its web split through img2dataset from a local server, caption "
-        "the held-out eval split with the shipped tiny LLaVA captioner, and print counts, the download success "
-        "rate, failures by reason, and the quality of alt-text and recaptions against the ground truth.",
+        description="Generate a world, download its web split through img2dataset from a local server, recaption "
+        "it with the Ray Data job (pipelines/recap_datacomp.py's pipeline) and the shipped tiny LLaVA captioner, "
+        "caption the held-out eval split with the same captioner, and print counts, the download success rate, "
+        "failures by reason, and the quality of alt-text and recaptions against the ground truth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", default="runs/demo", help="folder for every output of the demo")

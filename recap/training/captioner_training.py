@@ -144,10 +144,12 @@ class CaptionerTrainer:
             source = Path(self.config.init)
         else:
             from recap.models.tiny_llava import TINY_SPECS, build_tiny_llava
+            from recap.training.tokenizer_corpus import tokenizer_corpus
 
             if self.config.spec not in TINY_SPECS:
                 raise RecapError(f"unknown tiny spec {self.config.spec!r}; choose one of {sorted(TINY_SPECS)}")
-            self.model, self.processor = build_tiny_llava(TINY_SPECS[self.config.spec], seed=self.config.seed)
+            spec, seed = TINY_SPECS[self.config.spec], self.config.seed
+            self.model, self.processor = build_tiny_llava(spec, texts=tokenizer_corpus(seed), seed=seed)
             return
         self.processor = AutoProcessor.from_pretrained(source)
         self.model = AutoModelForImageTextToText.from_pretrained(source, dtype=self.torch.float32)

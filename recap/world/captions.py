@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from recap.world.scene import Scene, SceneObject
-from recap.world.vocabulary import BRAND_PATTERNS, Difficulty
+from recap.world.vocabulary import Difficulty
 
 NUMBER_NAMES = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -155,7 +155,3 @@ def alt_text(scene: Scene, kind: str, rng: np.random.Generator, difficulty: Diff
         words += [str(word) for word in rng.choice(_SOUP_FILLER, size=int(rng.integers(3, 7)), replace=False)]
         return " ".join(words[i] for i in rng.permutation(len(words)))
     raise ValueError(f"unknown alt-text kind {kind!r}; known kinds are {list(ALT_TEXT_KINDS)}")
-
-
-def brands_in_scene(scene: Scene) -> set[str]:
-    return {obj.mark for obj in scene.objects if obj.mark} & set(BRAND_PATTERNS)

@@ -8,13 +8,14 @@ from recap.models.captioner import CaptionerConfig, describe, load_captioner, re
 from recap.models.prompts import PROMPT_PRESETS, get_prompt
 from recap.models.tiny_llava import TINY_SPECS, build_tiny_llava, save_checkpoint
 from recap.models.transformers_backend import TransformersCaptioner
+from recap.training.tokenizer_corpus import tokenizer_corpus
 
 PAPER_PROMPT = "Please generate a detailed caption of this image. Please be as descriptive as possible."
 
 
 @pytest.fixture(scope="module")
 def micro_checkpoint(tmp_path_factory):
-    model, processor = build_tiny_llava(TINY_SPECS["micro"], seed=1)
+    model, processor = build_tiny_llava(TINY_SPECS["micro"], texts=tokenizer_corpus(1), seed=1)
     folder = tmp_path_factory.mktemp("micro") / "llava"
     save_checkpoint(model, processor, folder)
     return folder, model, processor

@@ -133,8 +133,9 @@ def tiny_checkpoint(tmp_path_factory):
     from transformers import AutoProcessor
 
     from recap.models.tiny_llava import TINY_SPECS, build_tiny_llava, save_checkpoint
+    from recap.training.tokenizer_corpus import tokenizer_corpus
 
-    model, processor = build_tiny_llava(TINY_SPECS["micro"])
+    model, processor = build_tiny_llava(TINY_SPECS["micro"], texts=tokenizer_corpus(0))
     path = save_checkpoint(model, processor, tmp_path_factory.mktemp("tiny") / "micro")
     return path, model, AutoProcessor.from_pretrained(path)
 
