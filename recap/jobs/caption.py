@@ -30,6 +30,24 @@ MOVED_TO_CAPTIONER = dict.fromkeys(
 )
 
 
+CAPTIONER_HELP = {
+    "model": "HF LLaVA folder (empty: the shipped tiny captioner)",
+    "backend": "transformers (everywhere) or vllm (GPUs; pip install 'recap[vllm]')",
+    "revision": "checkpoint revision, for a hub id",
+    "dtype": "auto, float32, bfloat16 or float16 (auto: bfloat16 on a GPU, float32 on the CPU)",
+    "device": "auto, cpu, cuda (transformers backend)",
+    "batch_size": "images per captioner call (transformers: padded batch; vllm: rows handed to the engine at once)",
+    "prompt": "prompt preset: recap-datacomp-1b, alt-text-conditioned or short",
+    "max_new_tokens": "generation limit",
+    "temperature": "0: greedy decoding, as in the paper",
+    "top_p": "nucleus sampling, with temperature > 0",
+    "seed": "sampling seed",
+    "max_model_len": "vLLM context length (default: the checkpoint's)",
+    "gpu_memory_utilization": "vLLM's share of GPU memory",
+    "tensor_parallel_size": "GPUs per vLLM engine",
+}
+
+
 def _default_captioner() -> CaptionerConfig:
     return CaptionerConfig(model="", batch_size=16)
 
@@ -193,8 +211,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     job_config.add_nested_arguments(
         parser,
-        CaptionerConfig,
+        _default_captioner(),
         "captioner",
+        helps=CAPTIONER_HELP,
         aliases={
             "model": ("--captioner",),
             "backend": ("--backend",),

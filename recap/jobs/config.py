@@ -42,20 +42,31 @@ def nested_configs(cls) -> dict[str, type]:
 
 
 def add_nested_arguments(
-    parser: argparse.ArgumentParser, cls, prefix: str, *, aliases: dict[str, tuple[str, ...]] | None = None
+    parser: argparse.ArgumentParser,
+    defaults,
+    prefix: str,
+    *,
+    helps: dict[str, str] | None = None,
+    aliases: dict[str, tuple[str, ...]] | None = None,
 ) -> None:
-    """`--PREFIX-FIELD` for every field of the dataclass `cls` (plus `aliases`), parsed into `PREFIX.FIELD`."""
-    aliases = aliases or {}
+    """`--PREFIX-FIELD` for every field of the dataclass instance `defaults` (plus `aliases`), parsed into
+    `PREFIX.FIELD`; the help shows `helps[field]` and the default the job uses."""
+    helps, aliases = helps or {}, aliases or {}
+    cls = type(defaults)
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(f"{prefix} options ({cls.__name__} fields; a config file nests them)")
     for f in dataclasses.fields(cls):
         flags = [f"--{prefix}-{f.name.replace('_', '-')}", *aliases.get(f.name, ())]
-        default = f.default if f.default is not dataclasses.MISSING else None
+        default = getattr(defaults, f.name)
+        text = helps.get(f.name, f.name.replace("_", " "))
+        if default not in (None, ""):
+            text += f" (default: {default})"
         kind = _scalar_type(hints[f.name])
+        options = {"dest": f"{prefix}.{f.name}", "help": text}
         if kind is bool:
-            group.add_argument(*flags, dest=f"{prefix}.{f.name}", action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, **options)
         else:
-            group.add_argument(*flags, dest=f"{prefix}.{f.name}", type=kind, help=f"default: {default}")
+            group.add_argument(*flags, type=kind, metavar=f.name.upper(), **options)
 
 
 def nested_from(cls, value, where: str):
