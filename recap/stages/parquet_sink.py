@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,8 +39,11 @@ def unit_name_of(uri: str) -> str:
 
 
 def plain_value(value: Any) -> Any:
-    """A value as Arrow takes it: numpy scalars as Python ones, NaN from a numpy float column of nulls as None."""
-    if hasattr(value, "item") and not isinstance(value, bytes | str):
+    """A value as Arrow takes it: numpy scalars and arrays (a list column under Ray) as Python ones, and NaN from a
+    numpy float column of nulls as None."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
