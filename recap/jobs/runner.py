@@ -4,6 +4,7 @@ Every job that writes one table per shard through a `ParquetShardSink` runs thro
 the same guarantees: a rerun without `--resume` never mixes runs, stale temporaries of a crashed run are
 removed, the manifest says what ran with which code, and the summary counts what the completion markers say
 was written (rows a retried task delivered twice are dropped by the sink, and not counted).
+The summary's counts are over the shards this run wrote; `shards_skipped` are those an earlier run finished.
 """
 
 from __future__ import annotations
@@ -52,17 +53,6 @@ def make_executor(kind: str, *, ray_address: str | None = None, actors: int = 1,
     return RayExecutor(address=ray_address, actors=actors, stall_timeout_s=stall_timeout_s)
 
 
-def summary_from_markers(markers: dict[str, dict], count_column: str, sum_columns: tuple[str, ...]) -> dict:
-    """Rows written, by `count_column` value, and the totals of `sum_columns`, over completion markers."""
-    counts: Counter = Counter()
-    for marker in markers.values():
-        counts.update(marker.get(count_column, {}))
-    rows = sum(marker["rows"] for marker in markers.values())
-    summary = {"rows": rows, f"rows_by_{count_column}": dict(counts)}
-    summary.update({column: sum(marker.get(column, 0) for marker in markers.values()) for column in sum_columns})
-    return summary
-
-
 def run_job(
     pipeline: Pipeline,
     executor,
@@ -95,7 +85,7 @@ def run_job(
         "status": "running",
         **manifest,
         "code": code_version(),
-        "shards": {"input": len(todo) + len(done), "already_done": len(done), "to_do": len(todo)},
+        "shards": {"input": len(pipeline.source.units()), "already_done": len(done), "to_do": len(todo)},
     }
     manifest_path = f"{MANIFEST_FOLDER}/{run_id}.json"
     sink.write_json(manifest_path, manifest)
@@ -104,24 +94,26 @@ def run_job(
     if incomplete:
         raise RecapError(f"shards ended incomplete (rows seen, expected): {incomplete}; rerun with --resume")
     elapsed = time.perf_counter() - started
-    written = summary_from_markers(sink.markers(), sink.count_column, sink.sum_columns)
-    rows = written.pop("rows")
-    by_status = written.pop(f"rows_by_{sink.count_column}")
+    markers = sink.markers().values()
+    rows = sum(marker["rows"] for marker in markers)
+    by_status: Counter = Counter()
+    for marker in markers:
+        by_status.update(marker.get(sink.count_column, {}))
     summary = {
         "run_id": run_id,
-        "shards_written": len(sink.markers()),
+        "shards_written": len(markers),
         "shards_skipped": len(done),
         "rows": rows,
-        "rows_by_status": by_status,
-        "rows_ok": by_status.get(ok_status, 0),
-        "rows_failed": rows - by_status.get(ok_status, 0),
+        "rows_by_status": dict(by_status),
+        "rows_ok": by_status[ok_status],
+        "rows_failed": rows - by_status[ok_status],
         "duplicates_dropped": sink.duplicates,
         "seconds": round(elapsed, 2),
         "images_per_s": round(rows / elapsed, 2) if elapsed else None,
     }
-    summary.update(
-        {f"{column}_per_s": round(total / elapsed, 1) if elapsed else None for column, total in written.items()}
-    )
+    for column in sink.sum_columns:
+        total = sum(marker.get(column, 0) for marker in markers)
+        summary[f"{column}_per_s"] = round(total / elapsed, 1) if elapsed else None
     summary["stage_seconds"] = result["stage_seconds"]
     manifest.update(status="complete", summary=summary)
     sink.write_json(manifest_path, manifest)
