@@ -1,0 +1,1 @@
+"""Evaluation of trained models: retrieval and zero-shot metrics, and the benchmarks that feed them."""
