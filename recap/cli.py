@@ -232,6 +232,69 @@ def _run_train_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_clip_parser(subparsers) -> None:
+    from recap.training.clip_training import ClipTrainingConfig
+
+    defaults = ClipTrainingConfig(train="", out="")
+    parser = subparsers.add_parser(
+        "train-clip",
+        help="train CLIP with open_clip on a mix of original captions and recaptions",
+        description="Train an open_clip CLIP on webdataset shards joined with their caption table (--captions: the "
+        "recaption job's output or a release table) or on a world split (alt-text as the original caption, the "
+        "ground truth as the recaption). Each sample's text is the original caption with probability "
+        "--p-original, else the recaption, drawn anew each epoch; a missing caption falls back to the other and "
+        "is counted. Images go through the recaption job's reader and decode stage. Rerunning with the same --out "
+        "resumes from the last checkpoint. The result is an open_clip folder, OUT/model "
+        "(open_clip.create_model_and_transforms('local-dir:OUT/model') loads it).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--train", required=True, help="webdataset shards (tar, folder, glob) or a world split folder")
+    parser.add_argument("--captions", help="caption table joined to the shards on uid (not for a world split)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoint/, tokenizer/, model/, summary)")
+    parser.add_argument(
+        "--model", default=defaults.model, help="open_clip model name (tiny configs included) or a CLIP folder"
+    )
+    parser.add_argument("--init", help="checkpoint to start from (e.g. a real ViT-B-16 state dict)")
+    parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_train_clip)
+
+
+def _run_train_clip(args: argparse.Namespace) -> int:
+    from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
+
+    config = _config(
+        ClipTrainingConfig,
+        train=args.train,
+        captions=args.captions,
+        out=args.out,
+        model=args.model,
+        init=args.init,
+        p_original=args.p_original,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        threads=args.threads,
+    )
+    summary = ClipTrainer(config, progress=not args.quiet).run()
+    print(f"model saved to {summary['model']}")
+    print(f"steps {summary['steps']}, loss {summary['first_loss']} -> {summary['final_loss']}, ", end="")
+    print(f"{summary['images_per_s']} images/s; captions chosen: {summary['caption_choices']}")
+    return 0
+
+
 def _add_eval_captions_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval-captions",
@@ -334,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download_parser(subparsers)
     _add_caption_parser(subparsers)
     _add_train_captioner_parser(subparsers)
+    _add_train_clip_parser(subparsers)
     _add_eval_captions_parser(subparsers)
     _add_demo_parser(subparsers)
     return parser

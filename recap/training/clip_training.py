@@ -1,0 +1,208 @@
+"""Train CLIP with open_clip on a mix of original captions and recaptions (Recap-CLIP).
+
+    recap train-clip --train runs/demo/shards --captions runs/demo/captions --p-original 0.8 --out runs/clip
+
+The parts are open_clip's: its model factory (`create_model_and_transforms`, the tiny configs registered
+with it), its tokenizer classes, `open_clip.ClipLoss`, and open_clip_train's warm-up + cosine schedule
+(`open_clip_train.scheduler.cosine_lr`); the AdamW parameter groups (no weight decay on gains, biases and the
+logit scale) and the logit-scale clamp at ln(100) follow `open_clip_train.main` / `train_one_epoch`. What is
+recap's: the data (the job's reader and decode stage, with the paper's caption mixing, `clip_data.py`), a
+step-based loop with a checkpoint that resumes, and the export as an open_clip folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recap.errors import RecapError
+from recap.io_utils import write_json_atomic
+from recap.training.clip_data import CaptionMix, read_captions, world_training_data
+
+
+@dataclass(kw_only=True)
+class ClipTrainingConfig:
+    """What `recap train-clip` trains. `train` is a world split folder or webdataset shards (then `captions`
+    names their caption table, joined on uid)."""
+
+    train: str
+    out: str
+    captions: str | None = None
+    model: str = "recap-clip-tiny"  # an open_clip model name (tiny configs registered) or a CLIP folder
+    init: str | None = None  # a checkpoint for `model` to start from (real models); None: random
+    p_original: float = 0.5
+    steps: int = 1000
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    seed: int = 0
+    checkpoint_every: int = 200
+    tokenizer_vocab: int = 1024  # BPE size for tiny configs (must match their text_cfg.vocab_size)
+    threads: int = 0  # torch CPU threads (0: torch's default)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p_original <= 1.0:
+            raise ValueError(f"p_original must be in [0, 1], got {self.p_original}")
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps must be in [0, steps), got {self.warmup_steps} for {self.steps} steps")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """open_clip_train's rule: no weight decay on gains, biases, norms and the logit scale."""
+    exclude = [p for n, p in model.named_parameters() if p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n]
+    exclude += [p for n, p in model.named_parameters() if "logit_scale" in n and not any(p is e for e in exclude)]
+    ids = {id(p) for p in exclude}
+    include = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
+    return [{"params": exclude, "weight_decay": 0.0}, {"params": include, "weight_decay": weight_decay}]
+
+
+class ClipTrainer:
+    """One process, one loop; `run()` returns the training summary (also written to OUT/training_summary.json)."""
+
+    def __init__(self, config: ClipTrainingConfig, *, progress: bool = True) -> None:
+        import torch
+
+        self.config, self.progress, self.torch = config, progress, torch
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.checkpoint = self.out / "checkpoint" / "state.pt"
+
+    def _data(self, image_size: int) -> tuple[list, dict]:
+        from recap.stages.webdataset_reader import list_shards
+
+        train = Path(self.config.train)
+        if (train / "truth.parquet").exists():
+            shards, table = world_training_data(train.parent, train.name, self.out / "data", image_size)
+            return list_shards(str(shards)), read_captions(table)
+        if not self.config.captions:
+            raise RecapError(f"--train {train} is not a world split: give its caption table with --captions")
+        return list_shards(self.config.train), read_captions(self.config.captions)
+
+    def _model(self, captions: dict):
+        """(model, tokenizer, model_cfg): from the checkpoint, or new (a tiny config gets a BPE trained on the
+        captions), or an open_clip model with its own tokenizer and optional `init` weights."""
+        from recap.models.clip import load_clip, new_clip, register_configs, train_clip_tokenizer
+
+        config, tokenizer_folder = self.config, self.out / "tokenizer"
+        if config.model in register_configs():
+            if not (tokenizer_folder / "tokenizer.json").exists():
+                texts = [text for pair in captions.values() for text in pair if text]
+                train_clip_tokenizer(texts, config.tokenizer_vocab, tokenizer_folder)
+            model, _, tokenizer, model_cfg = new_clip(config.model, tokenizer_folder, seed=config.seed)
+            if config.init:
+                model.load_state_dict(self.torch.load(config.init, map_location="cpu"))
+        else:
+            model, _, tokenizer = load_clip(config.model, pretrained=config.init)
+            model_cfg = _model_cfg(config.model)
+        return model, tokenizer, model_cfg
+
+    def _save_checkpoint(self, model, optimizer, step: int, epoch: int) -> None:
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.checkpoint.with_suffix(".tmp")
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "epoch": epoch}
+        self.torch.save(dict(state, config=asdict(self.config)), temporary)
+        os.replace(temporary, self.checkpoint)
+
+    def run(self) -> dict:
+        import open_clip
+        from open_clip_train.scheduler import cosine_lr
+
+        from recap.models.clip import image_tensor, save_clip_folder
+
+        torch, config = self.torch, self.config
+        started = time.perf_counter()
+        image_size = _image_size(config.model)
+        shards, captions = self._data(image_size)
+        model, tokenizer, model_cfg = self._model(captions)
+        optimizer = torch.optim.AdamW(
+            parameter_groups(model, config.weight_decay), lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-6
+        )
+        step = epoch = 0
+        if self.checkpoint.exists():
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, epoch = state["step"], state["epoch"] + 1  # the data restart at the next epoch's order
+        schedule = cosine_lr(optimizer, config.learning_rate, config.warmup_steps, config.steps)
+        data = CaptionMix(shards, captions, image_size=image_size, p_original=config.p_original, seed=config.seed)
+        loss_fn = open_clip.ClipLoss()
+        model.train()
+        losses, images_seen, first_step = [], 0, step
+        bar = tqdm(total=config.steps, initial=step, desc="train-clip", unit="step", disable=not self.progress)
+        loop_started = time.perf_counter()
+        while step < config.steps:
+            batch = []
+            for image, text, _ in data.epoch(epoch):
+                batch.append((image, text))
+                if len(batch) < config.batch_size:
+                    continue
+                schedule(step)
+                images = image_tensor(np.stack([b[0] for b in batch]), model)
+                texts = tokenizer([b[1] for b in batch])
+                image_features, text_features, logit_scale = model(images, texts)[:3]
+                loss = loss_fn(image_features, text_features, logit_scale)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    model.logit_scale.clamp_(0, math.log(100))  # as open_clip_train does, after each step
+                step, images_seen, batch = step + 1, images_seen + config.batch_size, []
+                losses.append(loss.item())
+                rate = images_seen / (time.perf_counter() - loop_started)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{rate:.0f}")
+                bar.update(1)
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    self._save_checkpoint(model, optimizer, step, epoch)
+                if step >= config.steps:
+                    break
+            if step == first_step and not losses:
+                raise RecapError(f"an epoch gave fewer than --batch-size {config.batch_size} usable samples")
+            epoch += 1
+        bar.close()
+        model.eval()
+        save_clip_folder(model, model_cfg, tokenizer, self.out / "model")
+        elapsed = time.perf_counter() - started
+        summary = {
+            "steps": step,
+            "steps_this_run": step - first_step,
+            "epochs_started": epoch,
+            "first_loss": round(losses[0], 4) if losses else None,
+            "final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4) if losses else None,  # mean of the last 10
+            "images_per_s": round(images_seen / (time.perf_counter() - loop_started), 1) if losses else None,
+            "caption_choices": dict(data.counts),
+            "seconds": round(elapsed, 1),
+            "config": asdict(config),
+            "model": str(self.out / "model"),
+        }
+        write_json_atomic(self.out / "training_summary.json", summary)
+        return summary
+
+
+def _model_cfg(model: str) -> dict:
+    """The open_clip config of a CLIP folder or a model name."""
+    from recap.models.clip import CONFIG_FILE, model_config
+
+    folder = Path(model.removeprefix("local-dir:"))
+    if (folder / CONFIG_FILE).is_file():
+        return json.loads((folder / CONFIG_FILE).read_text())["model_cfg"]
+    return model_config(model)
+
+
+def _image_size(model: str) -> int:
+    size = _model_cfg(model)["vision_cfg"]["image_size"]
+    return size[0] if isinstance(size, list | tuple) else size

@@ -1,0 +1,59 @@
+"""recap train-clip on a world split: open_clip trains, the loss falls, a rerun resumes, open_clip loads the result;
+and the caption mixing draws the paper's p and falls back when a caption is missing."""
+
+import json
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from recap.training.clip_data import (
+    FELL_BACK_TO_ORIGINAL,
+    FELL_BACK_TO_RECAPTION,
+    NO_CAPTION,
+    ORIGINAL,
+    RECAPTION,
+    pick_caption,
+)
+from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
+
+
+def test_pick_caption_mixes_and_falls_back():
+    assert pick_caption("alt", "recap", 0.8, draw=0.5) == ("alt", ORIGINAL)
+    assert pick_caption("alt", "recap", 0.8, draw=0.9) == ("recap", RECAPTION)
+    assert pick_caption("alt", None, 0.0, draw=0.5) == ("alt", FELL_BACK_TO_ORIGINAL)  # a failed recaption
+    assert pick_caption("  ", "recap", 1.0, draw=0.1) == ("recap", FELL_BACK_TO_RECAPTION)  # an empty alt-text
+    assert pick_caption(None, None, 0.5, draw=0.1) == (None, NO_CAPTION)
+    draws = np.random.default_rng(0).random(10_000)
+    chosen = [pick_caption("alt", "recap", 0.8, draw)[1] for draw in draws]
+    assert chosen.count(ORIGINAL) / len(chosen) == pytest.approx(0.8, abs=0.02)
+
+
+def test_train_clip_on_a_world_split_resumes_and_loads_in_open_clip(small_world, tmp_path):
+    config = ClipTrainingConfig(
+        train=str(small_world / "web"),
+        out=str(tmp_path / "clip"),
+        p_original=0.5,
+        steps=50,
+        batch_size=32,
+        warmup_steps=5,
+        checkpoint_every=10,
+        tokenizer_vocab=1024,
+    )
+    summary = ClipTrainer(config, progress=False).run()
+    assert summary["steps"] == 50 and summary["final_loss"] < summary["first_loss"] - 0.3
+    choices = summary["caption_choices"]
+    assert choices[ORIGINAL] > 0 and choices[RECAPTION] > 0
+    assert abs(choices[ORIGINAL] - choices[RECAPTION]) < 0.3 * (choices[ORIGINAL] + choices[RECAPTION])
+    # a rerun with more steps continues from the checkpoint instead of starting over
+    more = ClipTrainer(ClipTrainingConfig(**{**config.__dict__, "steps": 60}), progress=False).run()
+    assert more["steps"] == 60 and more["steps_this_run"] == 10
+    # open_clip alone loads the exported folder, with its tokenizer
+    folder = tmp_path / "clip" / "model"
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    with torch.no_grad():
+        features = model.eval().encode_text(tokenizer(["A large red circle is in the top left."]))
+    assert features.shape == (1, 128) and torch.isfinite(features).all()
+    assert json.loads((tmp_path / "clip" / "training_summary.json").read_text())["steps"] == 60
