@@ -295,6 +295,59 @@ def _run_train_clip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval_retrieval_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval-retrieval",
+        help="zero-shot retrieval (R@1/5/10 both ways, mean_recall@1) and classification of a CLIP model",
+        description="Evaluate a CLIP model (an open_clip folder such as `recap train-clip`'s OUT/model, or any "
+        "open_clip model name with a local --pretrained checkpoint) on the world's eval split (retrieval over each "
+        "image's ground-truth captions, zero-shot brand, shape and colour) or on COCO / Flickr30k in Karpathy JSON "
+        "with a local image folder. Image->text and text->image Recall@1/5/10 with several captions per image, and "
+        "DataComp's mean_recall@1; ties count against the query. Prints Markdown; --out writes JSON + Markdown.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="CLIP folder, or an open_clip model name")
+    parser.add_argument("--pretrained", help="local checkpoint for a model name (e.g. a ViT-B-16 state dict)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--world", help="a world split folder (e.g. runs/demo/world/eval)")
+    source.add_argument("--karpathy", help="Karpathy-format JSON (dataset_coco.json, dataset_flickr30k.json)")
+    parser.add_argument("--images", help="image root for --karpathy (COCO: the folder holding val2014/)")
+    parser.add_argument("--split", default="test", help="Karpathy split to evaluate")
+    parser.add_argument("--out", help="folder for retrieval.json and retrieval.md")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_eval_retrieval)
+
+
+def _run_eval_retrieval(args: argparse.Namespace) -> int:
+    from recap.evaluation.retrieval import evaluate, karpathy_set, markdown_report, world_sets
+    from recap.io_utils import write_json_atomic
+    from recap.models.clip import load_clip
+
+    try:
+        model, _, tokenizer = load_clip(args.model, pretrained=args.pretrained)
+    except (OSError, RuntimeError, ValueError, KeyError) as error:
+        raise RecapError(f"cannot load CLIP model {args.model}: {error}") from None
+    side = model.visual.image_size
+    side = side[0] if isinstance(side, tuple) else side
+    if args.world:
+        retrieval, tasks = world_sets(args.world, side)
+    else:
+        if not args.images:
+            raise RecapError("--karpathy needs --images, the folder its file paths are relative to")
+        retrieval, tasks = karpathy_set(args.karpathy, args.images, side, split=args.split), []
+    results = evaluate(model, tokenizer, retrieval, tasks, progress=not args.quiet)
+    results["model"] = args.model
+    report = markdown_report(results, args.model)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "retrieval.json", results)
+        (out / "retrieval.md").write_text(report)
+        print(f"written to {out / 'retrieval.json'} and {out / 'retrieval.md'}")
+    return 0
+
+
 def _add_eval_captions_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval-captions",
@@ -399,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_captioner_parser(subparsers)
     _add_train_clip_parser(subparsers)
     _add_eval_captions_parser(subparsers)
+    _add_eval_retrieval_parser(subparsers)
     _add_demo_parser(subparsers)
     return parser
 

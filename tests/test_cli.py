@@ -11,7 +11,10 @@ import pytest
 from recap.cli import main
 
 
-@pytest.mark.parametrize("command", ["world", "download", "caption", "train-captioner", "train-clip", "eval-captions", "demo"])
+@pytest.mark.parametrize(
+    "command",
+    ["world", "download", "caption", "train-captioner", "train-clip", "eval-captions", "eval-retrieval", "demo"],
+)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

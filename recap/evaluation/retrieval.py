@@ -1,0 +1,185 @@
+"""Zero-shot retrieval and classification of a CLIP model on the world's eval split, COCO / Flickr30k in
+Karpathy JSON, or any webdataset shards with a caption table.
+
+Images are turned into model input by the recaption job's own function (`decode_image`, padded to square),
+texts by the model's own tokenizer; the metrics are `retrieval_metrics.py`'s (clip_benchmark's conventions).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from recap.errors import RecapError
+from recap.evaluation.retrieval_metrics import class_text_embeddings, retrieval_metrics, zero_shot_metrics
+from recap.stages.decode import BadInput, decode_image
+
+# Prompt templates for zero-shot classification, ensembled per class as CLIP does for ImageNet.
+TEMPLATES = ("{}", "a {}.", "a photo of a {}.", "an image showing a {}.", "a {} on a plain background.")
+
+
+@dataclass
+class RetrievalSet:
+    """Images (N, S, S, 3) uint8, texts, and the image index of each text (several texts per image)."""
+
+    name: str
+    images: np.ndarray
+    texts: list[str]
+    text_to_image: list[int]
+
+
+@dataclass
+class ClassificationSet:
+    """Images, their class index, and the class names (images whose class is ambiguous are left out)."""
+
+    name: str
+    images: np.ndarray
+    labels: list[int]
+    classes: list[str]
+
+
+def _model_input(data: bytes, size: int, where: str) -> np.ndarray:
+    try:
+        return decode_image(data, size, 89_478_485)
+    except BadInput as error:
+        raise RecapError(f"{where}: {error}") from None
+
+
+def karpathy_set(annotations: str | Path, image_root: str | Path, size: int, split: str = "test") -> RetrievalSet:
+    """COCO / Flickr30k in Karpathy's JSON (`images: [{filepath?, filename, split, sentences: [{raw}]}]`)."""
+    path = Path(annotations)
+    try:
+        entries = json.loads(path.read_text())["images"]
+    except (OSError, ValueError, KeyError) as error:
+        raise RecapError(f"{path} is not a Karpathy-format JSON with an 'images' list ({error})") from None
+    entries = [entry for entry in entries if entry.get("split") == split]
+    if not entries:
+        raise RecapError(f"{path} has no images in split {split!r}")
+    images, texts, index = [], [], []
+    for number, entry in enumerate(entries):
+        file = Path(image_root) / entry.get("filepath", "") / entry["filename"]
+        try:
+            data = file.read_bytes()
+        except OSError as error:
+            raise RecapError(f"{path} image {number} ({entry['filename']}): cannot read {file} ({error})") from None
+        images.append(_model_input(data, size, str(file)))
+        for sentence in entry["sentences"]:
+            texts.append(sentence["raw"])
+            index.append(number)
+    return RetrievalSet(name=f"{path.stem}:{split}", images=np.stack(images), texts=texts, text_to_image=index)
+
+
+def _world_images(split_folder: Path, size: int) -> tuple[list[dict], np.ndarray]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(split_folder / "truth.parquet").to_pylist()
+    images = [
+        _model_input(path.read_bytes(), size, str(path))
+        for row in rows
+        for path in [split_folder / "images" / f"{row['uid']}.{row['image_format']}"]
+    ]
+    return rows, np.stack(images)
+
+
+def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[ClassificationSet]]:
+    """The world's retrieval set (each image's detailed and short ground-truth captions) and its zero-shot tasks:
+    brand (the mark's brand, which only alt-text names), shape and colour, each over the images whose objects
+    all agree on it."""
+    from recap.world.scene import Scene
+    from recap.world.vocabulary import BRAND_PATTERNS, COLOURS, SHAPES
+
+    folder = Path(split_folder)
+    if not (folder / "truth.parquet").exists():
+        raise RecapError(f"{folder} is not a world split folder (no truth.parquet)")
+    rows, images = _world_images(folder, size)
+    texts, index = [], []
+    for number, row in enumerate(rows):
+        for text in (row["caption"], row["short_caption"]):
+            if text:
+                texts.append(text)
+                index.append(number)
+    retrieval = RetrievalSet(name=f"world:{folder.name}", images=images, texts=texts, text_to_image=index)
+    tasks = []
+    for task, classes, attribute in (
+        ("brand", sorted(BRAND_PATTERNS), "mark"),
+        ("shape", list(SHAPES), "shape"),
+        ("colour", list(COLOURS), "colour"),
+    ):
+        chosen, labels = [], []
+        for number, row in enumerate(rows):
+            values = {getattr(obj, attribute) for obj in Scene.from_json(row["scene"]).objects} - {None}
+            if len(values) == 1:
+                chosen.append(number)
+                labels.append(classes.index(values.pop()))
+        tasks.append(ClassificationSet(name=task, images=images[chosen], labels=labels, classes=classes))
+    return retrieval, tasks
+
+
+def _encode_images(model, images: np.ndarray, batch: int):
+    import torch
+
+    from recap.models.clip import image_tensor
+
+    with torch.no_grad():
+        parts = [model.encode_image(image_tensor(images[i : i + batch], model)) for i in range(0, len(images), batch)]
+    features = torch.cat(parts)
+    return (features / features.norm(dim=-1, keepdim=True)).numpy()
+
+
+def _encode_texts(model, tokenizer, texts: list[str], batch: int):
+    import torch
+
+    with torch.no_grad():
+        parts = [model.encode_text(tokenizer(texts[i : i + batch])) for i in range(0, len(texts), batch)]
+    features = torch.cat(parts)
+    return (features / features.norm(dim=-1, keepdim=True)).numpy()
+
+
+def evaluate_retrieval(model, tokenizer, data: RetrievalSet, *, batch: int = 256) -> dict:
+    images = _encode_images(model, data.images, batch)
+    texts = _encode_texts(model, tokenizer, data.texts, batch)
+    metrics = retrieval_metrics(texts @ images.T, data.text_to_image)
+    return {"images": len(data.images), "texts": len(data.texts), **metrics}
+
+
+def evaluate_zero_shot(model, tokenizer, data: ClassificationSet, *, batch: int = 256) -> dict:
+    prompts = [template.format(name) for name in data.classes for template in TEMPLATES]
+    classes = class_text_embeddings(_encode_texts(model, tokenizer, prompts, batch), len(data.classes))
+    logits = _encode_images(model, data.images, batch) @ classes.T
+    return {"images": len(data.images), "classes": len(data.classes), **zero_shot_metrics(logits, data.labels)}
+
+
+def evaluate(model, tokenizer, retrieval: RetrievalSet, tasks: list[ClassificationSet], progress: bool = True) -> dict:
+    """Retrieval and every zero-shot task: {"retrieval": {...}, "zero_shot": {task: {...}}}."""
+    steps = tqdm([retrieval, *tasks], desc="evaluating", unit="task", disable=not progress)
+    results: dict = {"dataset": retrieval.name, "zero_shot": {}}
+    for data in steps:
+        if isinstance(data, RetrievalSet):
+            results["retrieval"] = evaluate_retrieval(model, tokenizer, data)
+        else:
+            results["zero_shot"][data.name] = evaluate_zero_shot(model, tokenizer, data)
+    return results
+
+
+def markdown_report(results: dict, model: str) -> str:
+    """The results as a Markdown page (what `recap eval-retrieval` writes beside the JSON)."""
+    retrieval = results["retrieval"]
+    lines = [f"# Retrieval: {model} on {results['dataset']}", ""]
+    lines += [f"{retrieval['images']} images, {retrieval['texts']} texts.", ""]
+    lines += ["| direction | R@1 | R@5 | R@10 |", "|---|---|---|---|"]
+    for direction in ("image_to_text", "text_to_image"):
+        values = " | ".join(f"{retrieval[f'{direction}_R@{k}']:.3f}" for k in (1, 5, 10))
+        lines.append(f"| {direction.replace('_', ' ')} | {values} |")
+    lines += ["", f"mean_recall@1: **{retrieval['mean_recall@1']:.3f}**", ""]
+    if results["zero_shot"]:
+        lines += ["| zero-shot task | images | classes | top-1 | mean per-class recall |", "|---|---|---|---|---|"]
+        for task, value in results["zero_shot"].items():
+            lines.append(
+                f"| {task} | {value['images']} | {value['classes']} | {value['top1']:.3f} | "
+                f"{value['mean_per_class_recall']:.3f} |"
+            )
+    return "\n".join(lines) + "\n"

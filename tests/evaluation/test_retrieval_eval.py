@@ -1,0 +1,61 @@
+"""recap eval-retrieval: a Karpathy JSON made from world images gives the same numbers as the world split."""
+
+import json
+
+import pytest
+
+from recap.cli import main
+from recap.evaluation.retrieval import evaluate_retrieval, karpathy_set, world_sets
+from recap.models.clip import new_clip, save_clip_folder, train_clip_tokenizer
+
+
+@pytest.fixture(scope="module")
+def clip_folder(small_world, tmp_path_factory):
+    """A random tiny CLIP saved as a folder (the numbers only need to be the same, not good)."""
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("eval-clip")
+    texts = pq.read_table(small_world / "eval" / "truth.parquet")["caption"].to_pylist()
+    train_clip_tokenizer(texts * 5, vocab_size=400, out=folder / "tokenizer")
+    model, _, tokenizer, config = new_clip("recap-clip-tiny", folder / "tokenizer", seed=1)
+    return save_clip_folder(model.eval(), config, tokenizer, folder / "model")
+
+
+def test_karpathy_json_of_world_images_gives_the_world_split_numbers(small_world, clip_folder, tmp_path):
+    import pyarrow.parquet as pq
+
+    from recap.models.clip import load_clip
+
+    model, _, tokenizer = load_clip(str(clip_folder))
+    split = small_world / "eval"
+    entries = [
+        {
+            "filepath": "images",
+            "filename": f"{row['uid']}.{row['image_format']}",
+            "split": "test",
+            "sentences": [{"raw": row["caption"]}, {"raw": row["short_caption"]}],
+        }
+        for row in pq.read_table(split / "truth.parquet").to_pylist()
+    ]
+    entries.append({"filepath": "images", "filename": "unused.jpg", "split": "train", "sentences": []})
+    (tmp_path / "dataset_world.json").write_text(json.dumps({"images": entries}))
+    world, tasks = world_sets(split, 64)
+    karpathy = karpathy_set(tmp_path / "dataset_world.json", split, 64)
+    assert len(karpathy.texts) == len(world.texts) == 2 * len(world.images) == 80
+    assert evaluate_retrieval(model, tokenizer, karpathy) == evaluate_retrieval(model, tokenizer, world)
+    assert [task.name for task in tasks] == ["brand", "shape", "colour"] and all(len(task.labels) for task in tasks)
+
+
+def test_the_command_writes_json_and_markdown(small_world, clip_folder, tmp_path, capsys):
+    code = main(["eval-retrieval", "--model", str(clip_folder), "--world", str(small_world / "eval")])
+    assert code == 0 and "mean_recall@1" in capsys.readouterr().out
+    args = ["eval-retrieval", "--model", str(clip_folder), "--world", str(small_world / "eval"), "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "report")]) == 0
+    results = json.loads((tmp_path / "report" / "retrieval.json").read_text())
+    assert 0.0 <= results["retrieval"]["mean_recall@1"] <= 1.0 and set(results["zero_shot"]) == {
+        "brand",
+        "shape",
+        "colour",
+    }
+    assert "| text to image |" in (tmp_path / "report" / "retrieval.md").read_text()
+    assert main(["eval-retrieval", "--model", str(clip_folder), "--karpathy", "x.json"]) == 2  # no --images
