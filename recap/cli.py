@@ -264,6 +264,16 @@ def _add_train_clip_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="1: train in this process; N: N Ray Train workers with DDP, each reading its own shards and taking "
+        "--batch-size samples per step (OUT must be on storage every worker sees)",
+    )
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray Train worker")
+    parser.add_argument("--gpus", action="store_true", help="one GPU per Ray Train worker (NCCL) instead of gloo")
+    parser.add_argument("--ray-address", help="Ray cluster for --workers > 1 (default: RAY_ADDRESS or a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_train_clip)
 
@@ -287,6 +297,10 @@ def _run_train_clip(args: argparse.Namespace) -> int:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         threads=args.threads,
+        workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus=args.gpus,
+        ray_address=args.ray_address,
     )
     summary = ClipTrainer(config, progress=not args.quiet).run()
     print(f"model saved to {summary['model']}")

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,11 +48,15 @@ class ClipTrainingConfig:
     checkpoint_every: int = 200
     tokenizer_vocab: int = 1024  # BPE size for tiny configs (must match their text_cfg.vocab_size)
     threads: int = 0  # torch CPU threads (0: torch's default)
+    workers: int = 1  # 1: this process, no Ray; more: Ray Train workers with DDP, --batch-size rows each
+    cpus_per_worker: float = 1.0
+    gpus: bool = False  # one GPU per worker (NCCL) instead of CPUs (gloo)
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_original <= 1.0:
             raise ValueError(f"p_original must be in [0, 1], got {self.p_original}")
-        for name in ("steps", "batch_size", "checkpoint_every"):
+        for name in ("steps", "batch_size", "checkpoint_every", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.steps:
@@ -93,16 +98,26 @@ class ClipTrainer:
             raise RecapError(f"--train {train} is not a world split: give its caption table with --captions")
         return list_shards(self.config.train), read_captions(self.config.captions)
 
+    def _tokenizer_folder(self, captions: dict) -> Path | None:
+        """For a tiny config, OUT/tokenizer (a BPE trained on the captions the first time); else None."""
+        from recap.models.clip import register_configs, train_clip_tokenizer
+
+        if self.config.model not in register_configs():
+            return None
+        folder = self.out / "tokenizer"
+        if not (folder / "tokenizer.json").exists():
+            texts = [text for pair in captions.values() for text in pair if text]
+            train_clip_tokenizer(texts, self.config.tokenizer_vocab, folder)
+        return folder
+
     def _model(self, captions: dict):
         """(model, tokenizer, model_cfg): from the checkpoint, or new (a tiny config gets a BPE trained on the
         captions), or an open_clip model with its own tokenizer and optional `init` weights."""
-        from recap.models.clip import load_clip, new_clip, register_configs, train_clip_tokenizer
+        from recap.models.clip import load_clip, new_clip
 
-        config, tokenizer_folder = self.config, self.out / "tokenizer"
-        if config.model in register_configs():
-            if not (tokenizer_folder / "tokenizer.json").exists():
-                texts = [text for pair in captions.values() for text in pair if text]
-                train_clip_tokenizer(texts, config.tokenizer_vocab, tokenizer_folder)
+        config = self.config
+        tokenizer_folder = self._tokenizer_folder(captions)
+        if tokenizer_folder is not None:
             model, _, tokenizer, model_cfg = new_clip(config.model, tokenizer_folder, seed=config.seed)
             if config.init:
                 model.load_state_dict(self.torch.load(config.init, map_location="cpu"))
@@ -119,31 +134,103 @@ class ClipTrainer:
         os.replace(temporary, self.checkpoint)
 
     def run(self) -> dict:
+        """Prepare data and tokenizer here, train in this process (`workers` 1) or on Ray Train, export, summarise."""
+        config = self.config
+        started = time.perf_counter()
+        image_size = _image_size(config.model)
+        _, captions = self._data(image_size)
+        self._tokenizer_folder(captions)  # trained once, here, before any worker starts
+        if config.workers == 1:
+            workers = [self.train_worker(rank=0, world_size=1)]
+        else:
+            workers = self._train_on_ray()
+        lead = workers[0]
+        summary = {
+            "steps": lead["steps"],
+            "steps_this_run": lead["steps_this_run"],
+            "first_loss": lead["first_loss"],
+            "final_loss": lead["final_loss"],
+            "images_per_s": round(sum(worker["images_per_s"] or 0 for worker in workers), 1),
+            "caption_choices": dict(sum((Counter(worker["caption_choices"]) for worker in workers), Counter())),
+            "workers": workers,
+            "seconds": round(time.perf_counter() - started, 1),
+            "config": asdict(config),
+            "model": str(self.out / "model"),
+        }
+        write_json_atomic(self.out / "training_summary.json", summary)
+        return summary
+
+    def _train_on_ray(self) -> list[dict]:
+        """The same loop on `workers` Ray Train workers (DDP: gloo on CPUs, NCCL on GPUs); each reads its own
+        share of the shards. OUT must be on a filesystem every worker sees (one machine, or shared storage)."""
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+
+        config = self.config
+        for stale in (self.out / "workers").glob("rank-*.json"):  # an earlier run's, perhaps with more workers
+            stale.unlink()
+        if not ray.is_initialized():
+            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=self.progress)
+        resources = {"CPU": config.cpus_per_worker, **({"GPU": 1} if config.gpus else {})}
+        trainer = TorchTrainer(
+            _ray_train_worker,
+            train_loop_config={"config": asdict(config)},
+            scaling_config=ScalingConfig(
+                num_workers=config.workers, use_gpu=config.gpus, resources_per_worker=resources
+            ),
+            run_config=RunConfig(name="train-clip", storage_path=str((self.out / "ray").resolve())),
+        )
+        try:
+            trainer.fit()
+        except Exception as error:  # noqa: BLE001 - Ray Train wraps worker errors; say which run failed
+            raise RecapError(f"Ray Train failed: {type(error).__name__}: {str(error)[:2000]}") from error
+        return [json.loads(path.read_text()) for path in sorted((self.out / "workers").glob("rank-*.json"))]
+
+    def train_worker(self, *, rank: int, world_size: int) -> dict:
+        """The training loop of one worker: rank 0 of 1 in-process, or one Ray Train worker of `world_size`.
+        Rank 0 writes the checkpoint and the exported model; every rank writes OUT/workers/rank-N.json."""
         import open_clip
         from open_clip_train.scheduler import cosine_lr
 
         from recap.models.clip import image_tensor, save_clip_folder
 
         torch, config = self.torch, self.config
-        started = time.perf_counter()
         image_size = _image_size(config.model)
         shards, captions = self._data(image_size)
         model, tokenizer, model_cfg = self._model(captions)
+        step = epoch = 0
+        state = (
+            torch.load(self.checkpoint, map_location="cpu", weights_only=False) if self.checkpoint.exists() else None
+        )
+        if state is not None:
+            model.load_state_dict(state["model"])
+            step, epoch = state["step"], state["epoch"] + 1  # the data restart at the next epoch's order
+        bare = model
+        if world_size > 1:
+            import ray.train.torch
+
+            model = ray.train.torch.prepare_model(model)  # DDP over the workers' process group
         optimizer = torch.optim.AdamW(
             parameter_groups(model, config.weight_decay), lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-6
         )
-        step = epoch = 0
-        if self.checkpoint.exists():
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
+        if state is not None:
             optimizer.load_state_dict(state["optimizer"])
-            step, epoch = state["step"], state["epoch"] + 1  # the data restart at the next epoch's order
         schedule = cosine_lr(optimizer, config.learning_rate, config.warmup_steps, config.steps)
-        data = CaptionMix(shards, captions, image_size=image_size, p_original=config.p_original, seed=config.seed)
-        loss_fn = open_clip.ClipLoss()
+        data = CaptionMix(
+            shards,
+            captions,
+            image_size=image_size,
+            p_original=config.p_original,
+            seed=config.seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        loss_fn = open_clip.ClipLoss(rank=rank, world_size=world_size)  # gathers the other workers' features
         model.train()
         losses, images_seen, first_step = [], 0, step
-        bar = tqdm(total=config.steps, initial=step, desc="train-clip", unit="step", disable=not self.progress)
+        progress = self.progress and rank == 0
+        bar = tqdm(total=config.steps, initial=step, desc="train-clip", unit="step", disable=not progress)
         loop_started = time.perf_counter()
         while step < config.steps:
             batch = []
@@ -152,7 +239,7 @@ class ClipTrainer:
                 if len(batch) < config.batch_size:
                     continue
                 schedule(step)
-                images = image_tensor(np.stack([b[0] for b in batch]), model)
+                images = image_tensor(np.stack([b[0] for b in batch]), bare)
                 texts = tokenizer([b[1] for b in batch])
                 image_features, text_features, logit_scale = model(images, texts)[:3]
                 loss = loss_fn(image_features, text_features, logit_scale)
@@ -160,24 +247,26 @@ class ClipTrainer:
                 loss.backward()
                 optimizer.step()
                 with torch.no_grad():
-                    model.logit_scale.clamp_(0, math.log(100))  # as open_clip_train does, after each step
+                    bare.logit_scale.clamp_(0, math.log(100))  # as open_clip_train does, after each step
                 step, images_seen, batch = step + 1, images_seen + config.batch_size, []
                 losses.append(loss.item())
                 rate = images_seen / (time.perf_counter() - loop_started)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}", img_s=f"{rate:.0f}")
                 bar.update(1)
-                if step % config.checkpoint_every == 0 or step == config.steps:
-                    self._save_checkpoint(model, optimizer, step, epoch)
+                if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
+                    self._save_checkpoint(bare, optimizer, step, epoch)
                 if step >= config.steps:
                     break
             if step == first_step and not losses:
                 raise RecapError(f"an epoch gave fewer than --batch-size {config.batch_size} usable samples")
             epoch += 1
         bar.close()
-        model.eval()
-        save_clip_folder(model, model_cfg, tokenizer, self.out / "model")
-        elapsed = time.perf_counter() - started
-        summary = {
+        if rank == 0:
+            save_clip_folder(bare.eval(), model_cfg, tokenizer, self.out / "model")
+        result = {
+            "rank": rank,
+            "shards": [shard.name for shard in data.shards],
+            "samples": sum(data.counts.values()),
             "steps": step,
             "steps_this_run": step - first_step,
             "epochs_started": epoch,
@@ -185,12 +274,19 @@ class ClipTrainer:
             "final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4) if losses else None,  # mean of the last 10
             "images_per_s": round(images_seen / (time.perf_counter() - loop_started), 1) if losses else None,
             "caption_choices": dict(data.counts),
-            "seconds": round(elapsed, 1),
-            "config": asdict(config),
-            "model": str(self.out / "model"),
         }
-        write_json_atomic(self.out / "training_summary.json", summary)
-        return summary
+        (self.out / "workers").mkdir(exist_ok=True)
+        write_json_atomic(self.out / "workers" / f"rank-{rank}.json", result)
+        return result
+
+
+def _ray_train_worker(payload: dict) -> None:
+    """Ray Train's per-worker function: the in-process loop, given this worker's rank."""
+    import ray.train
+
+    context = ray.train.get_context()
+    trainer = ClipTrainer(ClipTrainingConfig(**payload["config"]), progress=False)
+    trainer.train_worker(rank=context.get_world_rank(), world_size=context.get_world_size())
 
 
 def _model_cfg(model: str) -> dict:

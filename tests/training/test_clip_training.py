@@ -57,3 +57,39 @@ def test_train_clip_on_a_world_split_resumes_and_loads_in_open_clip(small_world,
         features = model.eval().encode_text(tokenizer(["A large red circle is in the top left."]))
     assert features.shape == (1, 128) and torch.isfinite(features).all()
     assert json.loads((tmp_path / "clip" / "training_summary.json").read_text())["steps"] == 60
+
+
+def test_two_ray_train_workers_read_different_shards_and_learn(ray_cluster, small_world, world_download, tmp_path):
+    """--workers 2: the same loop as a TorchTrainer with DDP over gloo, each worker on its own shards."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recap.world.generate import load_truth
+
+    shards, _ = world_download  # img2dataset's shards of the web split: 64 samples each
+    truth = load_truth(small_world, "web").to_pylist()
+    metadata = pq.read_table(sorted((small_world / "web" / "metadata").glob("*.parquet"))).to_pylist()
+    alt = {row["uid"]: row["text"] for row in metadata}
+    table = {"uid": [r["uid"] for r in truth], "org_caption": [alt[r["uid"]] for r in truth]}
+    table["re_caption"] = [r["caption"] for r in truth]
+    pq.write_table(pa.table(table), tmp_path / "captions.parquet")
+    config = ClipTrainingConfig(
+        train=str(shards),
+        captions=str(tmp_path / "captions.parquet"),
+        out=str(tmp_path / "clip"),
+        p_original=0.0,
+        steps=40,
+        batch_size=16,
+        warmup_steps=4,
+        checkpoint_every=20,
+        workers=2,
+        cpus_per_worker=0.5,
+    )
+    summary = ClipTrainer(config, progress=False).run()
+    ranks = {worker["rank"]: worker for worker in summary["workers"]}
+    assert set(ranks) == {0, 1}
+    assert ranks[0]["shards"] and ranks[1]["shards"] and not set(ranks[0]["shards"]) & set(ranks[1]["shards"])
+    assert all(worker["samples"] > 0 and worker["steps"] == 40 for worker in ranks.values())
+    assert summary["final_loss"] < summary["first_loss"] - 0.3
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'clip' / 'model'}")
+    assert sum(p.numel() for p in model.parameters()) > 0
