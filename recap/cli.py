@@ -316,8 +316,9 @@ def _add_eval_retrieval_parser(subparsers) -> None:
         description="Evaluate a CLIP model (an open_clip folder such as `recap train-clip`'s OUT/model, or any "
         "open_clip model name with a local --pretrained checkpoint) on the world's eval split (retrieval over each "
         "image's ground-truth captions, zero-shot brand, shape and colour) or on COCO / Flickr30k in Karpathy JSON "
-        "with a local image folder. Image->text and text->image Recall@1/5/10 with several captions per image, and "
-        "DataComp's mean_recall@1; ties count against the query. Prints Markdown; --out writes JSON + Markdown.",
+        "with a local image folder, or on webdataset shards joined with a caption table. Image->text and "
+        "text->image Recall@1/5/10 with several captions per image, and DataComp's mean_recall@1; ties count against "
+        "the query. Prints Markdown; --out writes JSON + Markdown.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="CLIP folder, or an open_clip model name")
@@ -325,6 +326,10 @@ def _add_eval_retrieval_parser(subparsers) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--world", help="a world split folder (e.g. runs/demo/world/eval)")
     source.add_argument("--karpathy", help="Karpathy-format JSON (dataset_coco.json, dataset_flickr30k.json)")
+    source.add_argument("--shards", help="webdataset shards (tar, folder, glob), with --captions")
+    parser.add_argument("--captions", help="caption table joined to --shards on uid")
+    parser.add_argument("--column", default="re_caption", help="text column of --captions")
+    parser.add_argument("--limit", type=int, help="evaluate at most this many --shards samples")
     parser.add_argument("--images", help="image root for --karpathy (COCO: the folder holding val2014/)")
     parser.add_argument("--split", default="test", help="Karpathy split to evaluate")
     parser.add_argument("--out", help="folder for retrieval.json and retrieval.md")
@@ -333,7 +338,7 @@ def _add_eval_retrieval_parser(subparsers) -> None:
 
 
 def _run_eval_retrieval(args: argparse.Namespace) -> int:
-    from recap.evaluation.retrieval import evaluate, karpathy_set, markdown_report, world_sets
+    from recap.evaluation.retrieval import evaluate, karpathy_set, markdown_report, shards_set, world_sets
     from recap.io_utils import write_json_atomic
     from recap.models.clip import load_clip
 
@@ -345,6 +350,10 @@ def _run_eval_retrieval(args: argparse.Namespace) -> int:
     side = side[0] if isinstance(side, tuple) else side
     if args.world:
         retrieval, tasks = world_sets(args.world, side)
+    elif args.shards:
+        if not args.captions:
+            raise RecapError("--shards needs --captions, the caption table joined to them on uid")
+        retrieval, tasks = shards_set(args.shards, args.captions, side, args.column, args.limit), []
     else:
         if not args.images:
             raise RecapError("--karpathy needs --images, the folder its file paths are relative to")

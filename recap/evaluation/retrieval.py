@@ -119,6 +119,42 @@ def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[
     return retrieval, tasks
 
 
+def shards_set(
+    shards: str, table: str, size: int, column: str = "re_caption", limit: int | None = None
+) -> RetrievalSet:
+    """Webdataset shards joined on uid with a caption table (the recaption job's output or a release table):
+    one text per image, from `column` (`re_caption` or `org_caption`); samples the job marked bad, and rows
+    with no text in `column`, are left out."""
+    import pyarrow.dataset as ds
+
+    from recap.pipeline.stage import apply_stage
+    from recap.stages.decode import DecodeImages, pixels_to_array
+    from recap.stages.webdataset_reader import list_shards, read_shard
+
+    try:
+        captions = ds.dataset(table, format="parquet", exclude_invalid_files=True)
+        rows = captions.to_table(columns=["uid", column]).to_pylist()
+    except (OSError, ValueError, KeyError) as error:
+        raise RecapError(f"cannot read uid and {column!r} from caption table {table} ({error})") from None
+    text_of = {row["uid"]: row[column] for row in rows if row[column]}
+    decode = DecodeImages(image_size=size)
+    images, texts = [], []
+    for shard in list_shards(shards):
+        for batch in read_shard(shard):
+            decoded = apply_stage(decode, batch)
+            for index, uid in enumerate(decoded["uid"]):
+                if decoded["status"][index] == "ok" and uid in text_of:
+                    images.append(pixels_to_array(decoded["pixels"][index]))
+                    texts.append(text_of[uid])
+                if limit is not None and len(images) >= limit:
+                    break
+    if not images:
+        raise RecapError(f"no sample of {shards} has a {column!r} text in {table} (joined on uid)")
+    return RetrievalSet(
+        name=f"shards:{column}", images=np.stack(images), texts=texts, text_to_image=list(range(len(texts)))
+    )
+
+
 def _encode_images(model, images: np.ndarray, batch: int):
     import torch
 

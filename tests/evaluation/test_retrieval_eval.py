@@ -1,12 +1,15 @@
 """recap eval-retrieval: a Karpathy JSON made from world images gives the same numbers as the world split."""
 
 import json
+import tarfile
 
 import pytest
 
 from recap.cli import main
 from recap.evaluation.retrieval import evaluate_retrieval, karpathy_set, world_sets
 from recap.models.clip import new_clip, save_clip_folder, train_clip_tokenizer
+
+from ..shard_factory import tar_keys
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +62,24 @@ def test_the_command_writes_json_and_markdown(small_world, clip_folder, tmp_path
     }
     assert "| text to image |" in (tmp_path / "report" / "retrieval.md").read_text()
     assert main(["eval-retrieval", "--model", str(clip_folder), "--karpathy", "x.json"]) == 2  # no --images
+
+
+def test_shards_with_a_caption_table(world_download, small_world, clip_folder, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recap.world.generate import load_truth
+
+    shards, _ = world_download
+    truth = load_truth(small_world, "web").to_pylist()
+    table = {"uid": [r["uid"] for r in truth], "re_caption": [r["caption"] for r in truth]}
+    with tarfile.open(sorted(shards.glob("*.tar"))[0]) as tar:
+        first = json.loads(next(tar.extractfile(m) for m in tar if m.name.endswith(".json")).read())["uid"]
+    table["re_caption"][table["uid"].index(first)] = None  # a failed recaption of a downloaded image: left out
+    pq.write_table(pa.table(table), tmp_path / "captions.parquet")
+    args = ["eval-retrieval", "--model", str(clip_folder), "--shards", str(shards), "--quiet"]
+    assert main([*args, "--captions", str(tmp_path / "captions.parquet"), "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "retrieval.json").read_text())
+    downloaded = len(tar_keys(shards))  # every downloaded sample has a truth caption, but the one set to None
+    assert results["retrieval"]["images"] == results["retrieval"]["texts"] == downloaded - 1 > 100
+    assert main(args) == 2  # --shards without --captions
