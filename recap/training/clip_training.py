@@ -187,9 +187,12 @@ class ClipTrainer:
             raise RecapError(f"Ray Train failed: {type(error).__name__}: {str(error)[:2000]}") from error
         return [json.loads(path.read_text()) for path in sorted((self.out / "workers").glob("rank-*.json"))]
 
-    def train_worker(self, *, rank: int, world_size: int) -> dict:
+    def train_worker(self, *, rank: int, world_size: int, samples=None) -> dict:
         """The training loop of one worker: rank 0 of 1 in-process, or one Ray Train worker of `world_size`.
-        Rank 0 writes the checkpoint and the exported model; every rank writes OUT/workers/rank-N.json."""
+        Rank 0 writes the checkpoint and the exported model; every rank writes OUT/workers/rank-N.json.
+
+        `samples` replaces the shards' `CaptionMix` with any object of the same surface (`epoch(e)` yielding
+        (image, text, uid), `counts`, `shards`): the input-pipeline benchmark feeds samples held in memory."""
         import open_clip
         from open_clip_train.scheduler import cosine_lr
 
@@ -217,7 +220,7 @@ class ClipTrainer:
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
         schedule = cosine_lr(optimizer, config.learning_rate, config.warmup_steps, config.steps)
-        data = CaptionMix(
+        data = samples or CaptionMix(
             shards,
             captions,
             image_size=image_size,
