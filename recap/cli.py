@@ -203,28 +203,7 @@ def _add_train_captioner_parser(subparsers) -> None:
 def _run_train_captioner(args: argparse.Namespace) -> int:
     from recap.training.captioner_training import CaptionerTrainer, CaptionerTrainingConfig
 
-    config = _config(
-        CaptionerTrainingConfig,
-        train=args.train,
-        eval=args.eval,
-        out=args.out,
-        init=args.init,
-        spec=args.spec,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        vision_steps=args.vision_steps,
-        text_steps=args.text_steps,
-        projector_steps=args.projector_steps,
-        full_steps=args.full_steps,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        unfreeze_vision=args.unfreeze_vision,
-        vision_learning_rate_scale=args.vision_learning_rate_scale,
-        eval_every=args.eval_every,
-        eval_images=args.eval_images,
-        checkpoint_every=args.checkpoint_every,
-        threads=args.threads,
-    )
+    config = _config_from_args(CaptionerTrainingConfig, args)
     metrics = CaptionerTrainer(config, progress=not args.quiet).run()
     print(f"model saved to {Path(args.out) / 'model'}")
     if metrics:
@@ -281,27 +260,7 @@ def _add_train_clip_parser(subparsers) -> None:
 def _run_train_clip(args: argparse.Namespace) -> int:
     from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
 
-    config = _config(
-        ClipTrainingConfig,
-        train=args.train,
-        captions=args.captions,
-        out=args.out,
-        model=args.model,
-        init=args.init,
-        p_original=args.p_original,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        threads=args.threads,
-        workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker,
-        gpus=args.gpus,
-        ray_address=args.ray_address,
-    )
+    config = _config_from_args(ClipTrainingConfig, args)
     summary = ClipTrainer(config, progress=not args.quiet).run()
     print(f"model saved to {summary['model']}")
     print(f"steps {summary['steps']}, loss {summary['first_loss']} -> {summary['final_loss']}, ", end="")
@@ -453,6 +412,13 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     run_demo(out=args.out, size=args.size, seed=args.seed, retrain_captioner=args.retrain_captioner)
     return 0
+
+
+def _config_from_args(cls, args: argparse.Namespace):
+    """A config dataclass from the parsed options named like its fields (the others keep their defaults)."""
+    from dataclasses import fields
+
+    return _config(cls, **{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
 
 
 def _config(cls, **options):
