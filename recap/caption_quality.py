@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
 from recap.errors import RecapError
+from recap.io_utils import read_caption_table
 from recap.world.generate import SPLITS, load_scenes
 from recap.world.quality import CaptionScore, score_caption
 
@@ -23,26 +21,6 @@ def world_scenes(world: str | Path, splits: tuple[str, ...] = SPLITS) -> dict:
     return scenes
 
 
-def read_caption_table(path: str | Path, columns: list[str], optional: tuple[str, ...] = ()) -> pa.Table:
-    """Read `columns` (and those of `optional` that exist) from a Parquet file or a folder of them.
-
-    Raises RecapError naming the file and the missing column.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise RecapError(f"table {path} does not exist")
-    try:
-        dataset = ds.dataset(path, format="parquet", exclude_invalid_files=True) if path.is_dir() else None
-        schema = dataset.schema if dataset is not None else pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise RecapError(f"{path} is not a readable Parquet file or folder ({error})") from None
-    missing = [c for c in columns if c not in schema.names]
-    if missing:
-        raise RecapError(f"{path} has no column(s) {missing} (it has {', '.join(schema.names)}); use --column")
-    wanted = columns + [c for c in optional if c in schema.names and c not in columns]
-    return dataset.to_table(columns=wanted) if dataset is not None else pq.read_table(path, columns=wanted)
-
-
 def score_table(
     path: str | Path, world: str | Path, column: str = "re_caption", baseline: str | None = "org_caption"
 ) -> dict:
@@ -50,7 +28,7 @@ def score_table(
 
     Rows whose caption is null (failed samples) are skipped and counted; uids unknown to the world are errors.
     """
-    table = read_caption_table(path, ["uid", column], optional=(baseline,) if baseline else ())
+    table = read_caption_table(path, ["uid", column], optional=(baseline,) if baseline else (), hint="use --column")
     baseline = baseline if baseline in table.column_names else None
     scenes = world_scenes(world)
     scores = {column: CaptionScore()}

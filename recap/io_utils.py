@@ -1,4 +1,4 @@
-"""Small filesystem helpers shared by the commands: writable-folder checks and atomic writes."""
+"""Small filesystem helpers shared by the commands: writable-folder checks, atomic writes, table reading."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from recap.errors import RecapError
 
@@ -40,3 +44,28 @@ def replace_folder(staging: Path, final: Path) -> None:
     if final.exists():
         shutil.rmtree(final)
     os.replace(staging, final)
+
+
+def read_caption_table(
+    path: str | Path, columns: list[str], optional: tuple[str, ...] = (), *, hint: str = ""
+) -> pa.Table:
+    """Read `columns` (and those of `optional` that exist) from a Parquet file or a folder of them.
+
+    Raises RecapError naming the file and the missing column, followed by `hint` (the option that picks it).
+    `_`- and `.`-prefixed files (markers, manifests, temporaries) are not part of the table.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecapError(f"table {path} does not exist")
+    try:
+        dataset = ds.dataset(path, format="parquet", exclude_invalid_files=True) if path.is_dir() else None
+        schema = dataset.schema if dataset is not None else pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise RecapError(f"{path} is not a readable Parquet file or folder ({error})") from None
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise RecapError(
+            f"{path} has no column(s) {missing} (it has {', '.join(schema.names)})" + (f"; {hint}" if hint else "")
+        )
+    wanted = columns + [c for c in optional if c in schema.names and c not in columns]
+    return dataset.to_table(columns=wanted) if dataset is not None else pq.read_table(path, columns=wanted)

@@ -1,7 +1,8 @@
 """Zero-shot retrieval and classification of a CLIP model on the world's eval split, COCO / Flickr30k in
 Karpathy JSON, or any webdataset shards with a caption table.
 
-Images are turned into model input by the recaption job's own function (`decode_image`, padded to square),
+Images are turned into model input by the recaption job's own function (`decode_image`, padded to square,
+through `recap.training.pairs`, the loader training and caption evaluation use),
 texts by the model's own tokenizer; the metrics are `retrieval_metrics.py`'s (clip_benchmark's conventions).
 """
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from recap.errors import RecapError
 from recap.evaluation.retrieval_metrics import class_text_embeddings, retrieval_metrics, zero_shot_metrics
-from recap.stages.decode import BadInput, decode_image
+from recap.training.pairs import load_pairs, model_input
 
 # Prompt templates for zero-shot classification, ensembled per class as CLIP does for ImageNet.
 TEMPLATES = ("{}", "a {}.", "a photo of a {}.", "an image showing a {}.", "a {} on a plain background.")
@@ -42,13 +43,6 @@ class ClassificationSet:
     classes: list[str]
 
 
-def _model_input(data: bytes, size: int, where: str) -> np.ndarray:
-    try:
-        return decode_image(data, size, 89_478_485)
-    except BadInput as error:
-        raise RecapError(f"{where}: {error}") from None
-
-
 def karpathy_set(annotations: str | Path, image_root: str | Path, size: int, split: str = "test") -> RetrievalSet:
     """COCO / Flickr30k in Karpathy's JSON (`images: [{filepath?, filename, split, sentences: [{raw}]}]`)."""
     path = Path(annotations)
@@ -66,23 +60,11 @@ def karpathy_set(annotations: str | Path, image_root: str | Path, size: int, spl
             data = file.read_bytes()
         except OSError as error:
             raise RecapError(f"{path} image {number} ({entry['filename']}): cannot read {file} ({error})") from None
-        images.append(_model_input(data, size, str(file)))
+        images.append(model_input(data, size, str(file)))
         for sentence in entry["sentences"]:
             texts.append(sentence["raw"])
             index.append(number)
     return RetrievalSet(name=f"{path.stem}:{split}", images=np.stack(images), texts=texts, text_to_image=index)
-
-
-def _world_images(split_folder: Path, size: int) -> tuple[list[dict], np.ndarray]:
-    import pyarrow.parquet as pq
-
-    rows = pq.read_table(split_folder / "truth.parquet").to_pylist()
-    images = [
-        _model_input(path.read_bytes(), size, str(path))
-        for row in rows
-        for path in [split_folder / "images" / f"{row['uid']}.{row['image_format']}"]
-    ]
-    return rows, np.stack(images)
 
 
 def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[ClassificationSet]]:
@@ -95,10 +77,10 @@ def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[
     folder = Path(split_folder)
     if not (folder / "truth.parquet").exists():
         raise RecapError(f"{folder} is not a world split folder (no truth.parquet)")
-    rows, images = _world_images(folder, size)
-    texts, index = [], []
-    for number, row in enumerate(rows):
-        for text in (row["caption"], row["short_caption"]):
+    pairs = load_pairs(folder, size, progress=False)
+    images, texts, index = pairs.images, [], []
+    for number, captions in enumerate(zip(pairs.captions, pairs.short_captions, strict=True)):
+        for text in captions:
             if text:
                 texts.append(text)
                 index.append(number)
@@ -110,8 +92,8 @@ def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[
         ("colour", list(COLOURS), "colour"),
     ):
         chosen, labels = [], []
-        for number, row in enumerate(rows):
-            values = {getattr(obj, attribute) for obj in Scene.from_json(row["scene"]).objects} - {None}
+        for number, scene in enumerate(pairs.scenes):
+            values = {getattr(obj, attribute) for obj in Scene.from_json(scene).objects} - {None}
             if len(values) == 1:
                 chosen.append(number)
                 labels.append(classes.index(values.pop()))
@@ -125,17 +107,12 @@ def shards_set(
     """Webdataset shards joined on uid with a caption table (the recaption job's output or a release table):
     one text per image, from `column` (`re_caption` or `org_caption`); samples the job marked bad, and rows
     with no text in `column`, are left out."""
-    import pyarrow.dataset as ds
-
+    from recap.io_utils import read_caption_table
     from recap.pipeline.stage import apply_stage
     from recap.stages.decode import DecodeImages, pixels_to_array
     from recap.stages.webdataset_reader import list_shards, read_shard
 
-    try:
-        captions = ds.dataset(table, format="parquet", exclude_invalid_files=True)
-        rows = captions.to_table(columns=["uid", column]).to_pylist()
-    except (OSError, ValueError, KeyError) as error:
-        raise RecapError(f"cannot read uid and {column!r} from caption table {table} ({error})") from None
+    rows = read_caption_table(table, ["uid", column], hint="use --column").to_pylist()
     text_of = {row["uid"]: row[column] for row in rows if row[column]}
     decode = DecodeImages(image_size=size)
     images, texts = [], []

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from recap.errors import RecapError
+from recap.io_utils import read_caption_table
 from recap.pipeline.source import Shard
 from recap.pipeline.stage import apply_stage
 from recap.schema import STATUS_OK
@@ -44,20 +45,9 @@ def pick_caption(
 def read_captions(table: str | Path) -> dict[str, tuple[str | None, str | None]]:
     """uid -> (original caption, recaption) from a caption table (the recaption job's output folder, a release
     table, or one Parquet file). A recaption whose row is not `ok` counts as missing."""
-    path = Path(table)
-    if not path.exists():
-        raise RecapError(f"caption table {table} does not exist")
-    try:
-        dataset = ds.dataset(str(path), format="parquet", exclude_invalid_files=True)
-        names = dataset.schema.names
-    except (pa.ArrowInvalid, OSError) as error:
-        raise RecapError(f"{table} is not a readable Parquet table ({error})") from None
-    missing = [column for column in ("uid", "org_caption", "re_caption") if column not in names]
-    if missing:
-        raise RecapError(f"caption table {table} has no column(s) {missing} (it has {', '.join(names)})")
-    columns = ["uid", "org_caption", "re_caption"] + (["status"] if "status" in names else [])
+    rows = read_caption_table(table, ["uid", "org_caption", "re_caption"], optional=("status",)).to_pylist()
     captions = {}
-    for row in dataset.to_table(columns=columns).to_pylist():
+    for row in rows:
         ok = row.get("status", STATUS_OK) == STATUS_OK
         captions[row["uid"]] = (row["org_caption"], row["re_caption"] if ok else None)
     return captions

@@ -18,6 +18,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,8 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
 
 
 class ClipTrainer:
-    """One process, one loop; `run()` returns the training summary (also written to OUT/training_summary.json)."""
+    """`run()` trains in this process or on Ray Train workers and returns the training summary (also written to
+    OUT/training_summary.json)."""
 
     def __init__(self, config: ClipTrainingConfig, *, progress: bool = True) -> None:
         import torch
@@ -87,12 +89,18 @@ class ClipTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.checkpoint = self.out / "checkpoint" / "state.pt"
 
-    def _data(self, image_size: int) -> tuple[list, dict]:
+    @cached_property
+    def image_size(self) -> int:
+        return _image_size(self.config.model)
+
+    @cached_property
+    def training_data(self) -> tuple[list, dict]:
+        """(shards, uid -> captions), read once per trainer (the driver's, or each Ray Train worker's)."""
         from recap.stages.webdataset_reader import list_shards
 
         train = Path(self.config.train)
         if (train / "truth.parquet").exists():
-            shards, table = world_training_data(train.parent, train.name, self.out / "data", image_size)
+            shards, table = world_training_data(train.parent, train.name, self.out / "data", self.image_size)
             return list_shards(str(shards)), read_captions(table)
         if not self.config.captions:
             raise RecapError(f"--train {train} is not a world split: give its caption table with --captions")
@@ -137,9 +145,7 @@ class ClipTrainer:
         """Prepare data and tokenizer here, train in this process (`workers` 1) or on Ray Train, export, summarise."""
         config = self.config
         started = time.perf_counter()
-        image_size = _image_size(config.model)
-        _, captions = self._data(image_size)
-        self._tokenizer_folder(captions)  # trained once, here, before any worker starts
+        self._tokenizer_folder(self.training_data[1])  # trained once, here, before any worker starts
         if config.workers == 1:
             workers = [self.train_worker(rank=0, world_size=1)]
         else:
@@ -199,8 +205,7 @@ class ClipTrainer:
         from recap.models.clip import image_tensor, save_clip_folder
 
         torch, config = self.torch, self.config
-        image_size = _image_size(config.model)
-        shards, captions = self._data(image_size)
+        shards, captions = self.training_data
         model, tokenizer, model_cfg = self._model(captions)
         step = epoch = 0
         state = (
@@ -223,7 +228,7 @@ class ClipTrainer:
         data = samples or CaptionMix(
             shards,
             captions,
-            image_size=image_size,
+            image_size=self.image_size,
             p_original=config.p_original,
             seed=config.seed,
             rank=rank,
