@@ -51,6 +51,8 @@ class BadInput(ValueError):
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         high = array.max() if array.size and array.max() > 0 else 1.0
@@ -84,7 +86,7 @@ def decode_image(data: bytes | None, image_size: int, max_pixels: int, pad_to_sq
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of the (usual) upright image
         image = _to_rgb(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise BadInput(f"the image is truncated or corrupt ({error})") from None

@@ -57,3 +57,22 @@ def test_damaged_tar_keeps_what_it_had(tmp_path):
     keys = [k for batch in rows for k in batch["key"]]
     errors = [e for batch in rows for e in batch["read_error"] if e]
     assert 0 < len(keys) < 18 and len(errors) == 1 and "damaged" in errors[0]
+
+
+def test_exif_orientation_is_applied():
+    import io
+
+    from PIL import Image
+
+    from recap.stages.decode import decode_image
+
+    wide = Image.new("RGB", (40, 20), (220, 20, 20))
+    wide.paste((20, 20, 220), (20, 0, 40, 20))  # left half red, right half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: shown turned 90 degrees clockwise, so the left half is on top
+    buffer = io.BytesIO()
+    wide.save(buffer, format="JPEG", exif=exif, quality=95)
+    pixels = decode_image(buffer.getvalue(), 40, 10**6).astype(int)
+    top, bottom = pixels[5, 20], pixels[35, 20]
+    assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0]
+    assert abs(pixels[20, 2] - (122, 116, 104)).max() < 10  # padded at the sides: it became a tall image
