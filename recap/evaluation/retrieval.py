@@ -69,14 +69,16 @@ def karpathy_set(annotations: str | Path, image_root: str | Path, size: int, spl
 
 def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[ClassificationSet]]:
     """The world's retrieval set (each image's detailed and short ground-truth captions) and its zero-shot tasks:
-    brand (the mark's brand, which only alt-text names), shape and colour, each over the images whose objects
-    all agree on it."""
+    brand (the mark's brand, which only alt-text names), shape and colour (the values this world's difficulty
+    draws), each over the images whose objects all agree on it."""
+    from recap.world.generate import load_manifest
     from recap.world.scene import Scene
-    from recap.world.vocabulary import BRAND_PATTERNS, COLOURS, SHAPES
+    from recap.world.vocabulary import BRAND_PATTERNS
 
     folder = Path(split_folder)
     if not (folder / "truth.parquet").exists():
         raise RecapError(f"{folder} is not a world split folder (no truth.parquet)")
+    difficulty = load_manifest(folder.parent)["difficulty"]  # the classes this world draws from
     pairs = load_pairs(folder, size, progress=False)
     images, texts, index = pairs.images, [], []
     for number, captions in enumerate(zip(pairs.captions, pairs.short_captions, strict=True)):
@@ -88,8 +90,8 @@ def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[
     tasks = []
     for task, classes, attribute in (
         ("brand", sorted(BRAND_PATTERNS), "mark"),
-        ("shape", list(SHAPES), "shape"),
-        ("colour", list(COLOURS), "colour"),
+        ("shape", list(difficulty["shapes"]), "shape"),
+        ("colour", list(difficulty["colours"]), "colour"),
     ):
         chosen, labels = [], []
         for number, scene in enumerate(pairs.scenes):

@@ -22,7 +22,7 @@ DEFAULT_ALT_TEXT_MIX: dict[str, float] = {
     "keyword_soup": 0.15,
 }
 # Web text that names a marked object's brand; the detailed captions never do.
-BRAND_MENTION_PROBABILITY = 0.8
+BRAND_MENTION_PROBABILITY = 0.95
 
 _GENERIC_TEMPLATES = (
     "IMG_{n4}.jpg",
@@ -92,12 +92,12 @@ def _brand_phrase(obj: SceneObject, phrase: str, rng: np.random.Generator) -> st
     return f"{brand} {phrase}" if rng.random() < 0.6 else f"{phrase} by {brand}"
 
 
-def _object_phrase(obj: SceneObject, rng: np.random.Generator, *, with_brand: bool = True) -> str:
+def _object_phrase(obj: SceneObject, rng: np.random.Generator) -> str:
     words = [obj.colour, obj.shape]
     if rng.random() < 0.4:
         words.insert(0, obj.size)
     phrase = " ".join(words)
-    return _brand_phrase(obj, phrase, rng) if with_brand else phrase
+    return _brand_phrase(obj, phrase, rng)
 
 
 def _join(phrases: list[str]) -> str:
@@ -146,7 +146,8 @@ def alt_text(scene: Scene, kind: str, rng: np.random.Generator, difficulty: Diff
             n3=rng.integers(100, 1000), n4=rng.integers(1000, 10000), n5=rng.integers(10000, 100000)
         )
     if kind == "wrong":
-        phrases = [_object_phrase(_wrong_object(obj, rng, difficulty), rng, with_brand=False) for obj in shuffled]
+        # Wrong about what the object looks like, not about whose it is: a shop names its own brand.
+        phrases = [_object_phrase(_wrong_object(obj, rng, difficulty), rng) for obj in shuffled]
         return _decorate(_join(phrases), rng)
     if kind == "keyword_soup":
         # Colour and shape stay adjacent ("red circle") as in real SEO text; their order among the filler is random.

@@ -38,10 +38,28 @@ from recap.world.captions import (
 from recap.world.quality import CaptionScore, score_caption
 from recap.world.render import encode_image, render_scene
 from recap.world.scene import Scene, sample_scene
-from recap.world.vocabulary import BACKGROUNDS, BRAND_PATTERNS, COLOURS, SHAPES, get_difficulty
+from recap.world.vocabulary import BACKGROUNDS, BRAND_MARK_COLOURS, BRAND_PATTERNS, COLOURS, SHAPES, get_difficulty
 
 WORLD_FORMAT = "recap-world"
-WORLD_VERSION = 1
+WORLD_VERSION = 2
+# What changed between world versions and why; every world.json carries it. The same seed draws a different
+# world in each version, so a world of another version is refused (regenerate it).
+CALIBRATION = (
+    {
+        "version": 1,
+        "change": "objects of radius 0.16 / 0.23 of the image; brand marks on a central disc (half the radius)",
+        "why": "with radii 9/14 px and marks over whole objects the tiny captioner stopped at 0.89 object precision",
+    },
+    {
+        "version": 2,
+        "change": "each brand's mark is a disc of its own colour (Zorblax near-black, Quintaro white, Velmora cyan) "
+        "0.6 of the object's radius, with its pattern on top; half the objects of the normal world carry a mark "
+        "(was 0.3); web alt-text names a marked object's brand 9 times in 10 (was 8), wrong alt-text included",
+        "why": "Recap-CLIP's brand zero-shot: with patterns of 2-5 px on a 10-15 px disc, a linear probe on "
+        "patch-16 CLIP features found almost nothing of the brand (0.58 against a 0.55 majority class), so "
+        "alt-text-trained CLIP stayed near chance on brands and the paper's trade-off could not show",
+    },
+)
 WORLD_MANIFEST = "world.json"
 SPLITS = ("web", "sft", "eval")
 URL_HOST = "images.recap-world.test"  # .test never resolves: only `recap download`'s local server answers it
@@ -247,10 +265,14 @@ def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = Fa
                 "shapes": list(SHAPES),
                 "colours": list(COLOURS),
                 "backgrounds": list(BACKGROUNDS),
-                "brands": BRAND_PATTERNS,
+                "brands": {
+                    brand: {"pattern": pattern, "colour": list(BRAND_MARK_COLOURS[brand])}
+                    for brand, pattern in BRAND_PATTERNS.items()
+                },
                 "positions": list(difficulty.positions),
             },
             "splits": splits,
+            "calibration": list(CALIBRATION),
         }
         write_json_atomic(staging / WORLD_MANIFEST, manifest)
         replace_folder(staging, out)

@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from recap.world.scene import Scene, SceneObject
-from recap.world.vocabulary import BACKGROUNDS, BRAND_PATTERNS, COLOURS
+from recap.world.vocabulary import BACKGROUNDS, BRAND_MARK_COLOURS, BRAND_PATTERNS, COLOURS
 
 SUPERSAMPLE = 2  # draw at twice the size and downscale, for anti-aliased edges
-MARK_RADIUS = 0.5  # the mark's disc, as a fraction of the object's radius
+MARK_RADIUS = 0.6  # the mark's disc, as a fraction of the object's radius
 
 
 def _regular_polygon(cx: float, cy: float, radius: float, sides: int, rotation: float) -> list[tuple[float, float]]:
@@ -68,11 +68,15 @@ def _shape_mask(size: int, obj: SceneObject) -> Image.Image:
     return mask
 
 
-def _pattern_mask(size: int, obj: SceneObject) -> Image.Image:
-    """The brand's mark: stripes, dots or a checker board on a central disc of the object.
+def _disc_mask(size: int, obj: SceneObject) -> Image.Image:
+    disc = Image.new("L", (size, size), 0)
+    cx, cy, inner = obj.x * size, obj.y * size, obj.radius * size * MARK_RADIUS
+    ImageDraw.Draw(disc).ellipse([cx - inner, cy - inner, cx + inner, cy + inner], fill=255)
+    return disc
 
-    The mark covers the middle only, like a logo, so the outline (shape) and most of the colour stay visible.
-    """
+
+def _pattern_mask(size: int, obj: SceneObject) -> Image.Image:
+    """The brand's pattern: stripes, dots or a checker board, cut to the mark's disc."""
     pattern = BRAND_PATTERNS[obj.mark]
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
@@ -96,10 +100,23 @@ def _pattern_mask(size: int, obj: SceneObject) -> Image.Image:
             for i in range(int(2 * r / cell) + 1):
                 if (i + j) % 2 == 0:
                     draw.rectangle([x0 + i * cell, y0 + j * cell, x0 + (i + 1) * cell, y0 + (j + 1) * cell], fill=255)
-    disc = Image.new("L", (size, size), 0)
-    cx, cy, inner = obj.x * size, obj.y * size, r * MARK_RADIUS
-    ImageDraw.Draw(disc).ellipse([cx - inner, cy - inner, cx + inner, cy + inner], fill=255)
-    return Image.fromarray(np.minimum(np.asarray(mask), np.asarray(disc)))
+    return Image.fromarray(np.minimum(np.asarray(mask), np.asarray(_disc_mask(size, obj))))
+
+
+def _contrast(colour) -> tuple[int, int, int]:
+    """Near-black on a light colour, near-white on a dark one."""
+    luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    return (20, 20, 20) if luminance > 150 else (245, 245, 245)
+
+
+def _draw_mark(image: Image.Image, size: int, obj: SceneObject, shape: Image.Image) -> None:
+    """The brand's mark on a central disc of the object, like a logo: a disc of the brand's colour with the
+    brand's pattern on top. It covers the middle only, so the outline (shape) and most of the colour show."""
+    inside = np.asarray(shape)
+    brand_colour = BRAND_MARK_COLOURS[obj.mark]
+    image.paste(brand_colour, mask=Image.fromarray(np.minimum(inside, np.asarray(_disc_mask(size, obj)))))
+    pattern = np.minimum(inside, np.asarray(_pattern_mask(size, obj)))
+    image.paste(_contrast(brand_colour), mask=Image.fromarray(pattern))
 
 
 def _background(size: int, scene: Scene, rng: np.random.Generator) -> np.ndarray:
@@ -121,14 +138,10 @@ def render_scene(scene: Scene, size: int, rng: np.random.Generator) -> Image.Ima
     image = Image.fromarray(_background(big, scene, rng), "RGB")
     for obj in scene.objects:
         colour = np.clip(np.array(COLOURS[obj.colour]) + rng.integers(-12, 13, size=3), 0, 255)
-        image.paste(tuple(int(c) for c in colour), mask=_shape_mask(big, obj))
+        shape = _shape_mask(big, obj)
+        image.paste(tuple(int(c) for c in colour), mask=shape)
         if obj.mark is not None:
-            luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
-            mark_colour = (20, 20, 20) if luminance > 150 else (245, 245, 245)
-            inside = Image.fromarray(
-                np.minimum(np.asarray(_shape_mask(big, obj)), np.asarray(_pattern_mask(big, obj)))
-            )
-            image.paste(mark_colour, mask=inside)
+            _draw_mark(image, big, obj, shape)
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 

@@ -38,6 +38,13 @@ SHAPES = ("circle", "square", "triangle", "star", "heart", "diamond", "hexagon")
 # ground-truth captions never mention marks, like a captioner that says "a tall metal tower" where the
 # alt-text says "the Eiffel Tower".
 BRAND_PATTERNS: dict[str, str] = {"zorblax": "stripes", "quintaro": "dots", "velmora": "checker"}
+# Each brand's mark is a disc of its own colour (none of them an object colour of the easy or normal worlds)
+# with its pattern on top, so the mark can be told apart at a glance, as a real logo can.
+BRAND_MARK_COLOURS: dict[str, tuple[int, int, int]] = {
+    "zorblax": (25, 25, 25),
+    "quintaro": (250, 250, 250),
+    "velmora": (0, 190, 205),
+}
 
 SIZES = ("small", "large")
 
@@ -115,7 +122,7 @@ DIFFICULTIES: dict[str, Difficulty] = {
         radius={"small": 0.16, "large": 0.23},
         max_objects=3,
         jitter=0.03,
-        mark_probability=0.3,
+        mark_probability=0.8,
     ),
     # Closer to the probe where tiny models stayed at chance on shape: a 3x3 grid and small objects.
     "hard": Difficulty(
