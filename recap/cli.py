@@ -211,22 +211,8 @@ def _run_train_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_train_clip_parser(subparsers) -> None:
-    from recap.training.clip_training import ClipTrainingConfig
-
-    defaults = ClipTrainingConfig(train="", out="")
-    parser = subparsers.add_parser(
-        "train-clip",
-        help="train CLIP with open_clip on a mix of original captions and recaptions",
-        description="Train an open_clip CLIP on webdataset shards joined with their caption table (--captions: the "
-        "recaption job's output or a release table) or on a world split (alt-text as the original caption, the "
-        "ground truth as the recaption). Each sample's text is the original caption with probability "
-        "--p-original, else the recaption, drawn anew each epoch; a missing caption falls back to the other and "
-        "is counted. Images go through the recaption job's reader and decode stage. Rerunning with the same --out "
-        "resumes from the last checkpoint. The result is an open_clip folder, OUT/model "
-        "(open_clip.create_model_and_transforms('local-dir:OUT/model') loads it).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def _add_clip_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options train-clip and clip-sweep share (named like ClipTrainingConfig's fields)."""
     parser.add_argument("--train", required=True, help="webdataset shards (tar, folder, glob) or a world split folder")
     parser.add_argument("--captions", help="caption table joined to the shards on uid (not for a world split)")
     parser.add_argument("--out", required=True, help="run folder (checkpoint/, tokenizer/, model/, summary)")
@@ -234,7 +220,6 @@ def _add_train_clip_parser(subparsers) -> None:
         "--model", default=defaults.model, help="open_clip model name (tiny configs included) or a CLIP folder"
     )
     parser.add_argument("--init", help="checkpoint to start from (e.g. a real ViT-B-16 state dict)")
-    parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
@@ -254,6 +239,26 @@ def _add_train_clip_parser(subparsers) -> None:
     parser.add_argument("--gpus", action="store_true", help="one GPU per Ray Train worker (NCCL) instead of gloo")
     parser.add_argument("--ray-address", help="Ray cluster for --workers > 1 (default: RAY_ADDRESS or a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_train_clip_parser(subparsers) -> None:
+    from recap.training.clip_training import ClipTrainingConfig
+
+    defaults = ClipTrainingConfig(train="", out="")
+    parser = subparsers.add_parser(
+        "train-clip",
+        help="train CLIP with open_clip on a mix of original captions and recaptions",
+        description="Train an open_clip CLIP on webdataset shards joined with their caption table (--captions: the "
+        "recaption job's output or a release table) or on a world split (alt-text as the original caption, the "
+        "ground truth as the recaption). Each sample's text is the original caption with probability "
+        "--p-original, else the recaption, drawn anew each epoch; a missing caption falls back to the other and "
+        "is counted. Images go through the recaption job's reader and decode stage. Rerunning with the same --out "
+        "resumes from the last checkpoint. The result is an open_clip folder, OUT/model "
+        "(open_clip.create_model_and_transforms('local-dir:OUT/model') loads it).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
+    _add_clip_training_arguments(parser, defaults)
     parser.set_defaults(handler=_run_train_clip)
 
 
@@ -265,6 +270,51 @@ def _run_train_clip(args: argparse.Namespace) -> int:
     print(f"model saved to {summary['model']}")
     print(f"steps {summary['steps']}, loss {summary['first_loss']} -> {summary['final_loss']}, ", end="")
     print(f"{summary['images_per_s']} images/s; captions chosen: {summary['caption_choices']}")
+    return 0
+
+
+def _add_clip_sweep_parser(subparsers) -> None:
+    from recap.evaluation.clip_sweep import DEFAULT_P_VALUES
+    from recap.training.clip_training import ClipTrainingConfig
+
+    defaults = ClipTrainingConfig(train="", out="")
+    parser = subparsers.add_parser(
+        "clip-sweep",
+        help="train CLIP at several shares of original captions p and print the paper's Table 3 for them",
+        description="Train one CLIP per p in --p-values on the same shards, caption table, steps and seed (each a "
+        "`recap train-clip` run in OUT/p-P.PP, resumable), evaluate each on a world eval split (retrieval over the "
+        "ground-truth captions; zero-shot brand, shape and colour) and write the table in the shape of the "
+        "paper's Table 3 to OUT/sweep.md and OUT/sweep.json, with whether the paper's claims hold (p=0 beats p=1 "
+        "on retrieval, p=1 beats p=0 on brand names, a middle p keeps both). A p already evaluated with the same "
+        "training options is skipped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--p-values",
+        default=",".join(str(p) for p in DEFAULT_P_VALUES),
+        help="comma-separated shares of original captions to train",
+    )
+    parser.add_argument("--eval", required=True, help="world split folder to evaluate on (e.g. WORLD/eval)")
+    _add_clip_training_arguments(parser, defaults)
+    parser.set_defaults(handler=_run_clip_sweep)
+
+
+def _run_clip_sweep(args: argparse.Namespace) -> int:
+    from recap.evaluation.clip_sweep import ClipSweepConfig, run_sweep
+    from recap.training.clip_training import ClipTrainingConfig
+
+    try:
+        p_values = tuple(float(value) for value in args.p_values.split(","))
+    except ValueError:
+        raise RecapError(f"--p-values must be numbers like 1.0,0.5,0.0, got {args.p_values!r}") from None
+    training = _config_from_args(ClipTrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
+    sweep = run_sweep(
+        _config(ClipSweepConfig, training=training, eval=args.eval, p_values=p_values), progress=not args.quiet
+    )
+    from recap.evaluation.clip_sweep import markdown_table
+
+    print(markdown_table(sweep))
+    print(f"written to {Path(args.out) / 'sweep.md'} and {Path(args.out) / 'sweep.json'}")
     return 0
 
 
@@ -442,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_clip_parser(subparsers)
     _add_eval_captions_parser(subparsers)
     _add_eval_retrieval_parser(subparsers)
+    _add_clip_sweep_parser(subparsers)
     _add_demo_parser(subparsers)
     return parser
 

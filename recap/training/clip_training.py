@@ -91,7 +91,7 @@ class ClipTrainer:
 
     @cached_property
     def image_size(self) -> int:
-        return _image_size(self.config.model)
+        return model_image_size(self.config.model)
 
     @cached_property
     def training_data(self) -> tuple[list, dict]:
@@ -307,6 +307,6 @@ def _model_cfg(model: str) -> dict:
     return model_config(model)
 
 
-def _image_size(model: str) -> int:
+def model_image_size(model: str) -> int:
     size = _model_cfg(model)["vision_cfg"]["image_size"]
     return size[0] if isinstance(size, list | tuple) else size
