@@ -1,12 +1,13 @@
-"""The recipe that made the shipped tiny captioner: a world to train on and the training config.
+"""The recipes that made the shipped checkpoints: a world to train on and the training config of each.
 
-`recap demo --retrain-captioner` runs it; recap/assets/captioner-tiny/RECIPE.md gives the same recipe as the
-`recap world` and `recap train-captioner` commands that made the checkpoint.
+`recap demo --retrain-captioner` runs the captioner's; recap/assets/*/RECIPE.md give the same recipes as the
+`recap world`, `recap train-captioner` and `recap train-clip` commands that made the checkpoints.
 """
 
 from __future__ import annotations
 
 from recap.training.captioner_training import CaptionerTrainingConfig
+from recap.training.clip_training import ClipTrainingConfig
 from recap.world.generate import WorldConfig
 
 # A training world of its own (seed 1), so the demo's and the tests' worlds (other seeds) stay unseen.
@@ -29,3 +30,14 @@ def tiny_captioner_recipe(train: str, eval: str | None, out: str) -> CaptionerTr
         unfreeze_vision=True,
         vision_learning_rate_scale=1.0,
     )
+
+
+# The reference CLIP's world: seed 1 as for the captioner (unseen by the demo and the tests), its own sft size.
+REFERENCE_CLIP_WORLD = WorldConfig(seed=1, size=100, sft_size=12_000, eval_size=300)
+
+
+def reference_clip_recipe(train: str, out: str) -> ClipTrainingConfig:
+    """recap/assets/clip-tiny: the tiny CLIP on a world's sft split with a 50/50 mix of alt-text (names, such as
+    brands) and ground-truth detailed captions (what is where), so that it can score both kinds of caption
+    (curation) and encode detailed prompts (the DiT's text encoder)."""
+    return ClipTrainingConfig(train=train, out=out, p_original=0.5, steps=2000, batch_size=128, seed=0)
