@@ -101,16 +101,43 @@ def _octal(field: bytes) -> int:
         raise _NotPlain from None
 
 
+# pax keywords the fast path understands: `path` and `size` override the next header's; the others (img2dataset's
+# writer stores a float `mtime` for every member) do not change a member's name or bytes.
+_PAX_OVERRIDES, _PAX_IGNORED = {"path", "size"}, {"mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"}
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    """The records ("LENGTH keyword=value\\n") of a pax extended header; _NotPlain for anything unexpected."""
+    records, position = {}, 0
+    try:
+        while position < len(data):
+            space = data.index(b" ", position)
+            end = position + int(data[position:space])
+            keyword, equals, value = data[space + 1 : end - 1].partition(b"=")
+            if not equals or data[end - 1 : end] != b"\n":
+                raise _NotPlain
+            records[keyword.decode("utf-8")] = value.decode("utf-8")
+            position = end
+        if int(records.get("size", "0")) < 0:
+            raise _NotPlain
+    except (ValueError, UnicodeDecodeError):
+        raise _NotPlain from None
+    if set(records) - _PAX_OVERRIDES - _PAX_IGNORED:
+        raise _NotPlain
+    return records
+
+
 def _plain_members(handle) -> list[tuple[str, bytes]]:
-    """(name, bytes) of every regular file of a plain ustar or GNU tar, as `tarfile` reads it, without building
-    a TarInfo per member (which was about a third of the time spent reading a shard for training).
-    Raises _NotPlain at anything else, and the caller reads the tar with `tarfile` instead."""
-    members = []
+    """(name, bytes) of every regular file of a plain ustar, GNU or simple pax tar (img2dataset's), as `tarfile`
+    reads it, without building a TarInfo per member (tarfile's header parsing took 300 of the 360 us per sample
+    of reading an img2dataset shard). Raises _NotPlain at anything else, and the caller reads the tar with
+    `tarfile` instead."""
+    members, pax = [], None
     while True:
         header = handle.read(_BLOCK)
         if not header:
-            if not members:
-                raise _NotPlain  # an empty file: tarfile says so
+            if not members or pax is not None:
+                raise _NotPlain  # an empty file, or a pax header with no member: tarfile says so
             return members  # the end without end-of-archive blocks, which tarfile accepts too
         if len(header) < _BLOCK:
             raise _NotPlain
@@ -119,16 +146,24 @@ def _plain_members(handle) -> list[tuple[str, bytes]]:
         if _octal(header[148:156]) != sum(header[:148]) + 8 * 32 + sum(header[156:]) or header[124] & 0x80:
             raise _NotPlain  # a bad checksum, or a base-256 size
         kind, size = header[156:157], _octal(header[124:136])
-        name = header[:100].split(b"\0", 1)[0]
+        name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         prefix = header[345:500].split(b"\0", 1)[0]
         if prefix:  # a ustar long name, split in two as tarfile joins it
-            name = prefix + b"/" + name
+            name = prefix.decode("utf-8", "surrogateescape") + "/" + name
+        if pax is not None and kind != b"x":
+            name, size = pax.get("path", name), int(pax.get("size", size))
         data = handle.read(size)
         if len(data) < size:
             raise _NotPlain  # cut short: tarfile reports where
         handle.read(-size % _BLOCK)
-        if kind in _REGULAR and not name.endswith(b"/"):
-            members.append((name.decode("utf-8", "surrogateescape"), data))
+        if kind == b"x":
+            if pax is not None:
+                raise _NotPlain
+            pax = _pax_records(data)
+            continue
+        pax = None
+        if kind in _REGULAR and not name.endswith("/"):
+            members.append((name, data))
         elif kind not in _REGULAR and kind != _DIRECTORY:
             raise _NotPlain
 

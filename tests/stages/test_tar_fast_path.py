@@ -10,7 +10,7 @@ from recap.stages.webdataset_reader import _NotPlain, _plain_members, list_shard
 LONG = "a-folder-whose-name-is-long/" * 4  # over tarfile's 100-byte name field
 
 
-def _tar(path, format, members, *, link=False, folder=False):
+def _tar(path, format, members, *, link=False, folder=False, pax=None):
     with tarfile.open(path, "w", format=format) as tar:
         if folder:
             info = tarfile.TarInfo("sub")
@@ -19,6 +19,9 @@ def _tar(path, format, members, *, link=False, folder=False):
         for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)
+            if format == tarfile.PAX_FORMAT:
+                info.mtime = 1796027033.837984  # img2dataset's writer: a float mtime, so a pax header per member
+                info.pax_headers = dict(pax or {})
             tar.addfile(info, io.BytesIO(data))
         if link:
             info = tarfile.TarInfo("00009.jpg")
@@ -54,16 +57,25 @@ def test_ustar_long_names_are_joined_as_tarfile_joins_them(tmp_path):
         assert _plain_members(handle) == _with_tarfile(path)
 
 
+@pytest.mark.parametrize("prefix", ["", LONG + "x" * 80])
+def test_pax_tars_like_img2dataset_s_take_the_fast_path(tmp_path, prefix):
+    """A float mtime per member (img2dataset), and a path too long for the header (a pax `path` record)."""
+    members = _members(4, prefix)
+    path = _tar(tmp_path / "pax.tar", tarfile.PAX_FORMAT, members)
+    with open(path, "rb") as handle:
+        assert _plain_members(handle) == _with_tarfile(path) == members
+
+
 @pytest.mark.parametrize(
-    "format,members,link",
+    "format,members,link,pax",
     [
-        (tarfile.PAX_FORMAT, _members(2, LONG + "x" * 80), False),  # a pax extended header
-        (tarfile.GNU_FORMAT, _members(2, LONG + "x" * 80), False),  # a GNU long-name member
-        (tarfile.USTAR_FORMAT, _members(2), True),  # a symbolic link
+        (tarfile.PAX_FORMAT, _members(2), False, {"recap.custom": "1"}),  # a pax keyword the fast path does not know
+        (tarfile.GNU_FORMAT, _members(2, LONG + "x" * 80), False, None),  # a GNU long-name member
+        (tarfile.USTAR_FORMAT, _members(2), True, None),  # a symbolic link
     ],
 )
-def test_other_tars_go_to_tarfile_and_read_the_same(tmp_path, format, members, link):
-    path = _tar(tmp_path / "00000.tar", format, members, link=link)
+def test_other_tars_go_to_tarfile_and_read_the_same(tmp_path, format, members, link, pax):
+    path = _tar(tmp_path / "00000.tar", format, members, link=link, pax=pax)
     with open(path, "rb") as handle, pytest.raises(_NotPlain):
         _plain_members(handle)
     keys = [key for batch in read_shard(list_shards(str(path))[0]) for key in batch["key"]]
