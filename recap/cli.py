@@ -300,7 +300,7 @@ def _add_clip_sweep_parser(subparsers) -> None:
 
 
 def _run_clip_sweep(args: argparse.Namespace) -> int:
-    from recap.evaluation.clip_sweep import ClipSweepConfig, run_sweep
+    from recap.evaluation.clip_sweep import ClipSweepConfig, markdown_table, run_sweep
     from recap.training.clip_training import ClipTrainingConfig
 
     try:
@@ -311,8 +311,6 @@ def _run_clip_sweep(args: argparse.Namespace) -> int:
     sweep = run_sweep(
         _config(ClipSweepConfig, training=training, eval=args.eval, p_values=p_values), progress=not args.quiet
     )
-    from recap.evaluation.clip_sweep import markdown_table
-
     print(markdown_table(sweep))
     print(f"written to {Path(args.out) / 'sweep.md'} and {Path(args.out) / 'sweep.json'}")
     return 0

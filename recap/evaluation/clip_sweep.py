@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -35,7 +35,6 @@ class ClipSweepConfig:
     training: ClipTrainingConfig
     eval: str
     p_values: tuple[float, ...] = DEFAULT_P_VALUES
-    notes: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.p_values or len(set(self.p_values)) != len(self.p_values):
@@ -66,19 +65,12 @@ def _finished(run: ClipTrainingConfig) -> dict | None:
 def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
     """Train and evaluate every p (skipping finished ones), then write OUT/sweep.json and OUT/sweep.md."""
     from recap.models.clip import load_clip
-    from recap.training.clip_data import world_training_data
-    from recap.training.clip_training import model_image_size
+    from recap.training.clip_training import model_image_size, world_split_as_shards
 
     started = time.perf_counter()
-    training = config.training
     config.out.mkdir(parents=True, exist_ok=True)
-    if (Path(training.train) / "truth.parquet").exists():  # a world split: shards and table made once, shared
-        split = Path(training.train)
-        shards, table = world_training_data(
-            split.parent, split.name, config.out / "data", model_image_size(training.model)
-        )
-        training = replace(training, train=str(shards), captions=str(table))
-        config = replace(config, training=training)
+    training = world_split_as_shards(config.training, config.out / "data")  # made once, shared by every p
+    config = replace(config, training=training)
     eval_sets = None
     rows = []
     for p in tqdm(config.p_values, desc="clip-sweep", unit="p", disable=not progress):
@@ -90,8 +82,7 @@ def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
             train_seconds = time.perf_counter() - train_started
             if eval_sets is None:
                 eval_sets = world_sets(config.eval, model_image_size(training.model))
-            model, _, tokenizer = load_clip(str(Path(run.out) / "model"))
-            model.eval()
+            model, _, tokenizer = load_clip(str(Path(run.out) / "model"))  # in eval mode
             result = evaluate(model, tokenizer, *eval_sets, progress=False)
             result.update(
                 p_original=p,
@@ -110,7 +101,6 @@ def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
         "training": {key: value for key, value in asdict(training).items() if key not in ("out", "p_original")},
         "rows": [_table_row(result) for result in rows],
         "seconds_this_run": round(time.perf_counter() - started, 1),
-        "notes": config.notes,
     }
     sweep["claims"] = claims(sweep["rows"])
     write_json_atomic(config.out / "sweep.json", sweep)

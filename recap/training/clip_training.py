@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -98,13 +98,10 @@ class ClipTrainer:
         """(shards, uid -> captions), read once per trainer (the driver's, or each Ray Train worker's)."""
         from recap.stages.webdataset_reader import list_shards
 
-        train = Path(self.config.train)
-        if (train / "truth.parquet").exists():
-            shards, table = world_training_data(train.parent, train.name, self.out / "data", self.image_size)
-            return list_shards(str(shards)), read_captions(table)
-        if not self.config.captions:
-            raise RecapError(f"--train {train} is not a world split: give its caption table with --captions")
-        return list_shards(self.config.train), read_captions(self.config.captions)
+        config = world_split_as_shards(self.config, self.out / "data")
+        if not config.captions:
+            raise RecapError(f"--train {config.train} is not a world split: give its caption table with --captions")
+        return list_shards(config.train), read_captions(config.captions)
 
     def _tokenizer_folder(self, captions: dict) -> Path | None:
         """For a tiny config, OUT/tokenizer (a BPE trained on the captions the first time); else None."""
@@ -305,6 +302,16 @@ def _model_cfg(model: str) -> dict:
     if (folder / CONFIG_FILE).is_file():
         return json.loads((folder / CONFIG_FILE).read_text())["model_cfg"]
     return model_config(model)
+
+
+def world_split_as_shards(config: ClipTrainingConfig, folder: str | Path) -> ClipTrainingConfig:
+    """`config` reading webdataset shards + a caption table: when `train` is a world split, they are made from it
+    in `folder` (once; `world_training_data` reuses a finished folder), else `config` itself."""
+    train = Path(config.train)
+    if not (train / "truth.parquet").exists():
+        return config
+    shards, table = world_training_data(train.parent, train.name, folder, model_image_size(config.model))
+    return replace(config, train=str(shards), captions=str(table))
 
 
 def model_image_size(model: str) -> int:
