@@ -76,3 +76,49 @@ def test_exif_orientation_is_applied():
     top, bottom = pixels[5, 20], pixels[35, 20]
     assert top[0] > 150 > top[2] and bottom[2] > 150 > bottom[0]
     assert abs(pixels[20, 2] - (122, 116, 104)).max() < 10  # padded at the sides: it became a tall image
+
+
+def test_plain_jpegs_take_libjpeg_turbo_and_give_pils_pixels(monkeypatch):
+    """The simplejpeg path must not change a pixel: every kind of plain JPEG it takes decodes as PIL's path does,
+    and the files it must leave to PIL (CMYK, EXIF, cut short, not a JPEG) are left to it."""
+    import io
+
+    from PIL import Image
+
+    from recap.stages import decode
+
+    rng = np.random.default_rng(0)
+
+    def jpeg(size, mode="RGB", **options):
+        image = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=90, **options)
+        return buffer.getvalue()
+
+    plain = {
+        "exact size": jpeg((32, 32)),
+        "resized": jpeg((48, 48)),
+        "wide": jpeg((50, 30)),
+        "grey": jpeg((40, 40), "L"),
+        "progressive 4:4:4": jpeg((40, 36), progressive=True, subsampling=0),
+        "draft scale 1/2": jpeg((80, 70)),
+        "draft scale 1/8": jpeg((300, 260), "L"),
+        "smaller than asked": jpeg((20, 24)),
+    }
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    left_to_pil = {
+        "cmyk": jpeg((40, 40), "CMYK"),
+        "exif": jpeg((40, 40), exif=exif),
+        "cut short": jpeg((40, 40))[:-300],
+        "not an image": bytes(Image.new("RGB", (40, 40)).tobytes()),
+    }
+    for name, data in plain.items():
+        assert decode._decode_plain_jpeg(data, 32, 10**6) is not None, name
+    for name, data in left_to_pil.items():
+        assert decode._decode_plain_jpeg(data, 32, 10**6) is None, name
+    fast = {name: decode.decode_image(data, 32, 10**6) for name, data in plain.items()}
+    monkeypatch.setattr(decode, "_decode_plain_jpeg", lambda *args: None)
+    for name, data in plain.items():
+        assert np.array_equal(fast[name], decode.decode_image(data, 32, 10**6)), name
+    assert fast["exact size"].shape == (32, 32, 3) and fast["grey"].shape == (32, 32, 3)
