@@ -1,7 +1,8 @@
-"""The caption table: its columns, types and meaning, defined once for every writer and reader.
+"""The project's tables: their columns, types and meaning, defined once for every writer and reader.
 
-Version 1 keeps the 11 columns of the released Recap-DataComp-1B table (same names and types) and adds
-provenance columns of ours. The checked-in copy under `schemas/` is generated from this module:
+The caption table (version 1) keeps the 11 columns of the released Recap-DataComp-1B table (same names and
+types) and adds provenance columns of ours; the scored table is the caption table plus the CLIP scorer's
+columns. The checked-in copy under `schemas/` is generated from this module:
 
     python -m recap.schema --write schemas/   # regenerate after an intended change
     python -m recap.schema --check schemas/   # exit 1 with a diff if the files are stale
@@ -70,10 +71,10 @@ CAPTION_COLUMNS: tuple[Column, ...] = (
               "it. Not unique: error placeholder images share one digest."),
     _released("key", pa.string(), "img2dataset sample key (shard and position in it). Not stable across downloads "
               "because it depends on shard settings: join on uid or sha256 instead.", nullable=False),
-    _released("re_clip_score", pa.float64(),
-              "CLIP image-text similarity of re_caption. Null until the scoring stage has run."),
-    _released("org_clip_score", pa.float64(),
-              "CLIP image-text similarity of org_caption. Null until the scoring stage has run."),
+    _released("re_clip_score", pa.float64(), "CLIP score of re_caption: 100 x max(cosine similarity of the image "
+              "and text embeddings, 0), clipped at 0 as in the CLIPScore paper (on torchmetrics' 0-100 scale, "
+              "without the paper's 2.5 weight), by the model in clip_model. Null until scored."),
+    _released("org_clip_score", pa.float64(), "CLIP score of org_caption, as re_clip_score. Null until scored."),
     _released("re_length", pa.int64(),
               "Number of whitespace-separated words in re_caption. Null when re_caption is null."),
     _released("org_length", pa.int64(),
@@ -98,10 +99,24 @@ CAPTION_COLUMNS: tuple[Column, ...] = (
     _ours("run_id", pa.string(), "Id of the run that wrote this row. Its manifest, _manifests/<run_id>.json next to "
           "the tables, holds the full prompt text and generation parameters.", nullable=False),
 )
+SCORE_COLUMNS: tuple[Column, ...] = (
+    _ours("clip_model", pa.string(), "The CLIP that computed re_clip_score and org_clip_score: a CLIP folder, or an "
+          "open_clip model name with its checkpoint. Null when the row was not scored."),
+    _ours("re_caption_truncated", pa.bool_(), "True when re_caption is longer than the CLIP's text context, so that "
+          "re_clip_score covers only its first tokens. Null when re_caption was not scored."),
+    _ours("org_caption_truncated", pa.bool_(), "True when org_caption is longer than the CLIP's text context. Null "
+          "when org_caption was not scored."),
+    _ours("original_width", pa.int64(), "Width of the image before img2dataset resized it, from the shard's .json "
+          "metadata (original_width, else width). Null when the metadata does not say."),
+    _ours("original_height", pa.int64(), "Height of the image before img2dataset resized it (original_height, else "
+          "height). Null when the metadata does not say."),
+    _ours("score_error", pa.string(), "Why a row with an image has no CLIP scores (the image could not be decoded "
+          "again). Null when scored or when status already says the sample is bad."),
+)
 # fmt: on
 
 # Every type used above, by its str(); schema_from_document maps type names back through it.
-_TYPES_BY_NAME: dict[str, pa.DataType] = {str(t): t for t in (pa.string(), pa.float64(), pa.int64())}
+_TYPES_BY_NAME: dict[str, pa.DataType] = {str(t): t for t in (pa.string(), pa.float64(), pa.int64(), pa.bool_())}
 
 
 def _build_schema(columns: Sequence[Column], name: str, version: int) -> pa.Schema:
@@ -112,26 +127,52 @@ def _build_schema(columns: Sequence[Column], name: str, version: int) -> pa.Sche
     return pa.schema(fields, metadata={b"recap.table": name.encode(), b"recap.schema_version": str(version).encode()})
 
 
-CAPTION_TABLE_SCHEMA: pa.Schema = _build_schema(CAPTION_COLUMNS, CAPTION_TABLE_NAME, CAPTION_TABLE_VERSION)
-_COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in CAPTION_COLUMNS}
+@dataclass(frozen=True)
+class TableSpec:
+    """One table kind this module defines: its name, version, description and columns (in order)."""
+
+    name: str
+    version: int
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return _build_schema(self.columns, self.name, self.version)
+
+    @property
+    def stem(self) -> str:
+        return f"{self.name}.v{self.version}"
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+CAPTION_TABLE = TableSpec(CAPTION_TABLE_NAME, CAPTION_TABLE_VERSION, CAPTION_TABLE_DESCRIPTION, CAPTION_COLUMNS)
+SCORED_TABLE = TableSpec(
+    "scored_table",
+    1,
+    "The caption table of one shard with both captions scored by a CLIP (`recap score`): the caption table's "
+    "columns, with re_clip_score and org_clip_score filled, then the scorer's columns. Same rows, same order.",
+    CAPTION_COLUMNS + SCORE_COLUMNS,
+)
+TABLES: tuple[TableSpec, ...] = (CAPTION_TABLE, SCORED_TABLE)
+
+CAPTION_TABLE_SCHEMA: pa.Schema = CAPTION_TABLE.schema
+SCORED_TABLE_SCHEMA: pa.Schema = SCORED_TABLE.schema
 
 
 class SchemaError(ValueError):
-    """A table or row does not match the caption table schema; the message names the source and column(s)."""
+    """A table or row does not match its table's schema; the message names the source and column(s)."""
 
 
-def schema_document() -> dict[str, Any]:
-    """Return the schema as a JSON-able dict: name, version, description and one entry per column."""
+def schema_document(spec: TableSpec = CAPTION_TABLE) -> dict[str, Any]:
+    """Return a table's schema as a JSON-able dict: name, version, description and one entry per column."""
     columns = [
         {"name": c.name, "type": str(c.type), "nullable": c.nullable, "origin": c.origin, "description": c.description}
-        for c in CAPTION_COLUMNS
+        for c in spec.columns
     ]
-    return {
-        "name": CAPTION_TABLE_NAME,
-        "version": CAPTION_TABLE_VERSION,
-        "description": CAPTION_TABLE_DESCRIPTION,
-        "columns": columns,
-    }
+    return {"name": spec.name, "version": spec.version, "description": spec.description, "columns": columns}
 
 
 def schema_from_document(doc: Mapping[str, Any]) -> pa.Schema:
@@ -151,12 +192,12 @@ def schema_from_document(doc: Mapping[str, Any]) -> pa.Schema:
     return _build_schema(columns, doc["name"], doc["version"])
 
 
-def schema_markdown() -> str:
-    """Return the human-readable Markdown page for the schema (what `--write` puts next to the JSON)."""
+def schema_markdown(spec: TableSpec = CAPTION_TABLE) -> str:
+    """Return the human-readable Markdown page for a table's schema (what `--write` puts next to the JSON)."""
     lines = [
-        f"# `{CAPTION_TABLE_NAME}` schema, version {CAPTION_TABLE_VERSION}",
+        f"# `{spec.name}` schema, version {spec.version}",
         "",
-        CAPTION_TABLE_DESCRIPTION,
+        spec.description,
         f"Columns with origin `{ORIGIN_RECAP_DATACOMP}` have the names and types of the released table; "
         f"columns with origin `{ORIGIN_RECAP}` are ours.",
         "Generated by `python -m recap.schema --write schemas/` from `recap/schema.py`; do not edit by hand.",
@@ -164,19 +205,19 @@ def schema_markdown() -> str:
         "| name | type | nullable | origin | description |",
         "|---|---|---|---|---|",
     ]
-    for c in CAPTION_COLUMNS:
+    for c in spec.columns:
         description = c.description.replace("|", "\\|")
         lines.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {c.origin} | {description} |")
     return "\n".join(lines) + "\n"
 
 
 def schema_files() -> dict[str, str]:
-    """Return {file name: content} of the schema files kept under `schemas/`."""
-    stem = f"{CAPTION_TABLE_NAME}.v{CAPTION_TABLE_VERSION}"
-    return {
-        f"{stem}.json": json.dumps(schema_document(), indent=2, sort_keys=False) + "\n",
-        f"{stem}.md": schema_markdown(),
-    }
+    """Return {file name: content} of the schema files kept under `schemas/` (every table's JSON and Markdown)."""
+    files = {}
+    for spec in TABLES:
+        files[f"{spec.stem}.json"] = json.dumps(schema_document(spec), indent=2, sort_keys=False) + "\n"
+        files[f"{spec.stem}.md"] = schema_markdown(spec)
+    return files
 
 
 def write_schema_files(folder: str | Path) -> list[Path]:
@@ -210,24 +251,25 @@ def _bad_values(column: pa.ChunkedArray, allowed: Sequence[str]) -> list[str]:
     return sorted(v for v in values if v not in allowed)
 
 
-def validate_table(table: pa.Table, source: str = "table") -> None:
-    """Check `table` against CAPTION_TABLE_SCHEMA; return None or raise SchemaError listing every problem.
+def validate_table(table: pa.Table, source: str = "table", spec: TableSpec = CAPTION_TABLE) -> None:
+    """Check `table` against a table's schema (the caption table by default); return None or raise SchemaError
+    listing every problem.
 
     Checks column names and order, types, nulls in non-nullable columns, and that `status` and
     `finish_reason` hold only known values. Field metadata and nullability flags are not compared.
     """
     problems = []
-    names = table.column_names
-    missing = [c.name for c in CAPTION_COLUMNS if c.name not in names]
-    extra = [n for n in names if n not in _COLUMNS_BY_NAME]
+    names, expected = table.column_names, [c.name for c in spec.columns]
+    missing = [name for name in expected if name not in names]
+    extra = [name for name in names if spec.column(name) is None]
     if missing:
         problems.append(f"missing columns {missing}")
     if extra:
         problems.append(f"extra columns {extra}")
-    if not missing and not extra and names != CAPTION_TABLE_SCHEMA.names:
-        problems.append(f"columns in order {names}, expected {CAPTION_TABLE_SCHEMA.names}")
+    if not missing and not extra and names != expected:
+        problems.append(f"columns in order {names}, expected {expected}")
     for field in table.schema:
-        column = _COLUMNS_BY_NAME.get(field.name)
+        column = spec.column(field.name)
         if column is None:
             continue
         if field.type != column.type:
@@ -244,32 +286,35 @@ def validate_table(table: pa.Table, source: str = "table") -> None:
         raise SchemaError(f"{source}: " + "; ".join(problems))
 
 
-def table_from_rows(rows: Sequence[Mapping[str, Any]], source: str = "rows") -> pa.Table:
-    """Build a table with exactly CAPTION_TABLE_SCHEMA from row dicts, then validate it.
+def table_from_rows(
+    rows: Sequence[Mapping[str, Any]], source: str = "rows", spec: TableSpec = CAPTION_TABLE
+) -> pa.Table:
+    """Build a table with exactly a table's schema (the caption table by default) from row dicts, then validate it.
 
     A missing nullable key becomes null. A missing non-nullable key, an unknown key or a value that does not
     convert to the column type raises SchemaError naming the row index (or column) and the key.
     """
-    required = [c.name for c in CAPTION_COLUMNS if not c.nullable]
+    required = [c.name for c in spec.columns if not c.nullable]
+    known = {c.name for c in spec.columns}
     for index, row in enumerate(rows):
-        if unknown := [k for k in row if k not in _COLUMNS_BY_NAME]:
+        if unknown := [k for k in row if k not in known]:
             raise SchemaError(f"{source}: row {index} has unknown keys {unknown}")
         if absent := [k for k in required if k not in row]:
             raise SchemaError(f"{source}: row {index} lacks non-nullable keys {absent}")
     arrays = []
-    for column in CAPTION_COLUMNS:
+    for column in spec.columns:
         try:
             arrays.append(pa.array([row.get(column.name) for row in rows], type=column.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as error:
             raise SchemaError(f"{source}: column {column.name!r} ({column.type}): {error}") from error
-    table = pa.Table.from_arrays(arrays, schema=CAPTION_TABLE_SCHEMA)
-    validate_table(table, source)
+    table = pa.Table.from_arrays(arrays, schema=spec.schema)
+    validate_table(table, source, spec)
     return table
 
 
-def empty_table() -> pa.Table:
-    """Return a table with zero rows and exactly CAPTION_TABLE_SCHEMA."""
-    return CAPTION_TABLE_SCHEMA.empty_table()
+def empty_table(spec: TableSpec = CAPTION_TABLE) -> pa.Table:
+    """Return a table with zero rows and exactly a table's schema (the caption table by default)."""
+    return spec.schema.empty_table()
 
 
 def word_count(text: str | None) -> int | None:
