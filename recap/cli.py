@@ -434,6 +434,33 @@ def _run_caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_score_parser(subparsers) -> None:
+    from recap.jobs.score import add_score_arguments
+
+    parser = subparsers.add_parser(
+        "score",
+        help="CLIP-score both captions of recaptioned shards (the Ray Data job of pipelines/score_datacomp.py)",
+        description="Read webdataset shards with their caption tables (--captions: the recaption job's output), "
+        "encode each image once with a CLIP (the shipped reference CLIP unless --clip says otherwise) and write one "
+        "scored table per shard (schemas/scored_table.v1.json): the caption table with re_clip_score and "
+        "org_clip_score = 100 x max(cosine, 0), the scorer's columns, a completion marker per shard, a run "
+        "manifest and _run_summary.json (with how many captions were longer than the CLIP's text context). "
+        "Every row of every caption table appears exactly once. --resume skips finished shards.",
+    )
+    add_score_arguments(parser)
+    parser.set_defaults(handler=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    import json
+
+    from recap.jobs.score import config_from_args, run_score_job
+
+    summary = run_score_job(config_from_args(args), progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _add_demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -486,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_world_parser(subparsers)
     _add_download_parser(subparsers)
     _add_caption_parser(subparsers)
+    _add_score_parser(subparsers)
     _add_train_captioner_parser(subparsers)
     _add_train_clip_parser(subparsers)
     _add_eval_captions_parser(subparsers)

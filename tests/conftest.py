@@ -61,3 +61,21 @@ def ray_cluster():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def captioned_shards(world_download, tmp_path_factory):
+    """The small world's download in shards of 12 samples, recaptioned by the job (local executor) with the
+    shipped captioner: (shards folder, caption tables folder), for the jobs that start from caption tables."""
+    from recap.jobs.caption import CaptionJobConfig, run_caption_job
+
+    from .shard_factory import reshard
+
+    source, _ = world_download
+    root = tmp_path_factory.mktemp("captioned")
+    reshard(source, root / "shards", samples_per_shard=12)
+    config = CaptionJobConfig(
+        input=[str(root / "shards")], output=str(root / "captions"), executor="local", captioner={"batch_size": 32}
+    )
+    run_caption_job(config, progress=False)
+    return root / "shards", root / "captions"

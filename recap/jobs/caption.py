@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recap.errors import RecapError
 from recap.jobs import config as job_config
-from recap.jobs.runner import EXECUTORS, make_executor, new_run_id, run_job
+from recap.jobs.runner import EXECUTORS, add_run_arguments, make_executor, new_run_id, run_job
 from recap.models.captioner import CaptionerConfig, describe
 from recap.pipeline.pipeline import Pipeline
 from recap.pipeline.stage import Resources
@@ -193,22 +193,9 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actors", type=int, help="captioner actors, one model each (default 1)")
     parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
     parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor; keep one CPU free for reading")
-    parser.add_argument("--decode-cpus", type=float, help="CPUs per read and per decode/resize task (default 1)")
-    parser.add_argument(
-        "--stall-timeout", dest="stall_timeout_s", type=float, help="fail when no row finishes for this long (s)"
-    )
     parser.add_argument("--image-size", type=int, help="decode/resize target (default: the captioner's input size)")
-    parser.add_argument("--max-pixels", type=int, help="refuse images with more pixels than this (bad_input rows)")
     parser.add_argument("--retries", type=int, help="captioner retries per batch before rows are marked failed")
-    parser.add_argument("--executor", choices=EXECUTORS, help="ray (default) or local (no cluster)")
-    parser.add_argument(
-        "--ray-address",
-        help="Ray cluster address (default: RAY_ADDRESS, or the cluster `ray start` began here, else a new local Ray; "
-        "'local' always starts a new one)",
-    )
-    parser.add_argument("--resume", action="store_true", default=None, help="skip shards already finished")
-    parser.add_argument("--storage-options", type=json.loads, help="fsspec options as JSON, e.g. '{\"key\": ...}'")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(parser)
     job_config.add_nested_arguments(
         parser,
         _default_captioner(),

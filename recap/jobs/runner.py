@@ -9,6 +9,8 @@ The summary's counts are over the shards this run wrote; `shards_skipped` are th
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import time
 import uuid
@@ -113,9 +115,30 @@ def run_job(
     }
     for column in sink.sum_columns:
         total = sum(marker.get(column, 0) for marker in markers)
-        summary[f"{column}_per_s"] = round(total / elapsed, 1) if elapsed else None
+        summary[f"{column}_total"] = total
+        if column in sink.rate_columns:
+            summary[f"{column}_per_s"] = round(total / elapsed, 1) if elapsed else None
     summary["stage_seconds"] = result["stage_seconds"]
     manifest.update(status="complete", summary=summary)
     sink.write_json(manifest_path, manifest)
     sink.write_json(SUMMARY_FILE, summary)
     return summary
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every shard job shares (reading, executor, cluster, resume, storage, progress); each job adds
+    its own. Their `dest`s are the job configs' field names."""
+    parser.add_argument("--decode-cpus", type=float, help="CPUs per read and per decode/resize task (default 1)")
+    parser.add_argument(
+        "--stall-timeout", dest="stall_timeout_s", type=float, help="fail when no row finishes for this long (s)"
+    )
+    parser.add_argument("--max-pixels", type=int, help="refuse images with more pixels than this (bad_input rows)")
+    parser.add_argument("--executor", choices=EXECUTORS, help="ray (default) or local (no cluster)")
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster address (default: RAY_ADDRESS, or the cluster `ray start` began here, else a new local Ray; "
+        "'local' always starts a new one)",
+    )
+    parser.add_argument("--resume", action="store_true", default=None, help="skip shards already finished")
+    parser.add_argument("--storage-options", type=json.loads, help="fsspec options as JSON, e.g. '{\"key\": ...}'")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")

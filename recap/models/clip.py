@@ -136,3 +136,43 @@ def image_tensor(pixels: np.ndarray, model):
     std = torch.tensor(model.visual.image_std).view(1, 3, 1, 1)
     images = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255.0
     return (images - mean) / std
+
+
+def text_token_counts(tokenizer, texts: list[str]) -> list[int]:
+    """How many tokens each text takes in the text tower's input before truncation, special tokens included:
+    more than `tokenizer.context_length` means the tower sees it cut. Works for open_clip's `SimpleTokenizer`
+    (start and end tokens added) and its `HFTokenizer` (the tiny configs' BPE appends its own `<eos>`)."""
+    if hasattr(tokenizer, "encode") and hasattr(tokenizer, "sot_token_id"):
+        return [len(tokenizer.encode(text)) + 2 for text in texts]
+    inner = getattr(tokenizer, "tokenizer", None)
+    if inner is None:
+        raise TypeError(f"cannot count tokens with a {type(tokenizer).__name__}")
+    return [len(ids) for ids in inner(list(texts), add_special_tokens=True)["input_ids"]]
+
+
+def clip_scores(model, tokenizer, pixels: np.ndarray, *captions: list[str | None]) -> list[tuple[list, list]]:
+    """CLIP scores of N images against each list of N captions, encoding every image once: per list, the scores
+    (100 x max(cosine, 0): the CLIPScore paper's clipping, on torchmetrics' 0-100 scale; None where the caption
+    is None or empty) and whether each scored caption was cut at the model's context length.
+    `pixels` are (N, S, S, 3) uint8 images at the model's size."""
+    import torch
+
+    results = []
+    wanted = [index for index in range(len(pixels)) if any(texts[index] for texts in captions)]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        images = model.encode_image(image_tensor(pixels[wanted], model).to(device)) if wanted else None
+        row_of = {index: row for row, index in enumerate(wanted)}
+        for texts in captions:
+            scores: list[float | None] = [None] * len(texts)
+            truncated: list[bool | None] = [None] * len(texts)
+            todo = [index for index, text in enumerate(texts) if text]
+            if todo:
+                features = model.encode_text(tokenizer([texts[index] for index in todo]).to(device))
+                cosine = torch.nn.functional.cosine_similarity(images[[row_of[i] for i in todo]], features, dim=-1)
+                counts = text_token_counts(tokenizer, [texts[index] for index in todo])
+                for index, value, count in zip(todo, cosine.tolist(), counts, strict=True):
+                    scores[index] = 100.0 * max(value, 0.0)
+                    truncated[index] = count > tokenizer.context_length
+            results.append((scores, truncated))
+    return results

@@ -37,6 +37,7 @@ class CaptionTableSink(ParquetShardSink):
     prompt_id: str
     schema: pa.Schema = field(default=CAPTION_TABLE_SCHEMA)
     sum_columns: tuple[str, ...] = ("output_tokens",)
+    rate_columns: tuple[str, ...] = ("output_tokens",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

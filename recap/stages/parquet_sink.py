@@ -53,7 +53,8 @@ def plain_value(value: Any) -> Any:
 @dataclass(kw_only=True)
 class ParquetShardSink(Sink):
     """One table of `schema`'s columns per unit. Markers count rows per `count_column` value (when the schema
-    has it) and hold the totals of `sum_columns`. Subclasses may derive columns in `row`."""
+    has it) and hold the totals of `sum_columns` (the run summary adds them up, and gives `rate_columns` per
+    second too). Subclasses may derive columns in `row` and the whole table in `table`."""
 
     output: str
     schema: pa.Schema
@@ -61,6 +62,7 @@ class ParquetShardSink(Sink):
     storage_options: dict | None = None
     count_column: str = "status"
     sum_columns: tuple[str, ...] = ()
+    rate_columns: tuple[str, ...] = ()  # sums the run summary also gives per second
     duplicates: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:

@@ -1,10 +1,6 @@
 """The recaption job end to end on world shards, with the shipped tiny captioner, locally and on Ray."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -16,6 +12,7 @@ from recap.jobs.caption import CaptionJobConfig, run_caption_job
 from recap.world.generate import load_scenes
 from recap.world.quality import score_captions
 
+from ..job_helpers import kill_then_resume
 from ..shard_factory import bad_input_shard, reshard, tar_keys
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "recap_datacomp.py"
@@ -94,59 +91,13 @@ def _driver_arguments(shards, output, address):
     ]
 
 
-# The real driver (pipelines/recap_datacomp.py), SIGKILLed by itself at a chosen point of its 4th shard: right
-# after the 3rd shard's marker, or after the 4th table is written under its temporary name but before the move.
-# Waiting from outside for a marker and then killing is a race: on a fast run every shard may be done first.
-DYING_DRIVER = """
-import os, runpy, signal, sys
-from recap.stages.parquet_sink import ParquetShardSink
-
-point, pipeline, arguments = sys.argv[1], sys.argv[2], sys.argv[3:]
-original = ParquetShardSink._write_shard
-
-
-def die(*_args, **_kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def write_shard(self, name):
-    if len(self.written) == 3 and point == "before-move":
-        self.fs.mv = die
-    original(self, name)
-    if len(self.written) == 3 and point == "after-marker":
-        die()
-
-
-ParquetShardSink._write_shard = write_shard
-sys.argv = [pipeline, *arguments]
-runpy.run_path(pipeline, run_name="__main__")
-"""
-
-
 @pytest.mark.parametrize("point", ["after-marker", "before-move"])
 def test_resume_after_sigkill_gives_every_key_once(ray_cluster, world_download, tmp_path, point):
     source, _ = world_download
     shards = tmp_path / "shards"
     total = reshard(source, shards, samples_per_shard=12)
     output = tmp_path / "captions"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    arguments = _driver_arguments(shards, output, ray_cluster)
-    killed = subprocess.run(
-        [sys.executable, "-c", DYING_DRIVER, point, str(PIPELINE), *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert len(list((output / "_done").glob("*.json"))) == 3 and len(list(output.glob("*.parquet"))) == 3
-    assert bool(list(output.glob(".*.parquet.tmp-*"))) == (point == "before-move")  # never visible as a table
-
-    result = subprocess.run(
-        [sys.executable, str(PIPELINE), *arguments], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    summary = kill_then_resume(PIPELINE, _driver_arguments(shards, output, ray_cluster), output, point)
     assert summary["shards_skipped"] == 3 and summary["shards_written"] == total - 3
     assert not list(output.glob(".*"))  # the stale temporary is gone
     rows = _rows(output)
