@@ -461,6 +461,64 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_curate_parser(subparsers) -> None:
+    from recap.curation.curate import PRESETS, REASONS
+
+    parser = subparsers.add_parser(
+        "curate",
+        help="filter scored tables into a release with an exclusion table and a data card",
+        description="Apply DataComp-style filters to the scored tables (`recap score`'s output) and write OUT/release/"
+        "part-NNNNN.parquet (Recap-DataComp-1B's columns first, then ours), OUT/exclusions.parquet (every dropped "
+        "row with its reason), and a data card (data_card.md, data_card.json, histograms as PNG). Each row is "
+        f"dropped for the first reason that applies, in this order: {', '.join(REASONS)}; kept + dropped = input. "
+        f"Presets: {'; '.join(f'{name} = {settings}' for name, settings in PRESETS.items())}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--scored", required=True, help="folder of scored tables (recap score --output)")
+    parser.add_argument("--out", required=True, help="folder for the release, exclusions and data card (replaced)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named filter set; other options override it")
+    parser.add_argument("--score-column", choices=("org_clip_score", "re_clip_score"), help="score the filters use")
+    parser.add_argument("--min-score", type=float, help="drop rows whose CLIP score is below this")
+    parser.add_argument("--top-fraction", type=float, help="keep this share of all scored rows, by CLIP score")
+    parser.add_argument("--min-alt-text-words", type=int, help="drop alt-texts with fewer words")
+    parser.add_argument("--min-recaption-words", type=int, help="drop recaptions with fewer words")
+    parser.add_argument("--min-side", type=int, help="drop images whose original short side is smaller (px)")
+    parser.add_argument("--max-aspect", type=float, help="drop images whose long side / short side is larger")
+    parser.add_argument(
+        "--dedup",
+        action=argparse.BooleanOptionalAction,
+        help="drop exact duplicate images by sha256 (one copy kept) and placeholders (default: on)",
+    )
+    parser.add_argument("--placeholder-urls", type=int, help="a sha256 shared by this many URLs is a placeholder")
+    parser.add_argument("--dedup-captions", action="store_true", default=None, help="drop repeated alt-texts")
+    parser.add_argument("--rows-per-file", type=int, help="rows per release file (default 100000)")
+    parser.add_argument("--world", help="a world folder: add caption quality against its ground truth to the card")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_curate)
+
+
+def _run_curate(args: argparse.Namespace) -> int:
+    from recap.curation.curate import CurateConfig, curate
+
+    options = {name: getattr(args, name) for name in (
+        "scored", "out", "score_column", "min_score", "top_fraction", "min_alt_text_words", "min_recaption_words",
+        "min_side", "max_aspect", "dedup", "placeholder_urls", "dedup_captions", "rows_per_file", "world",
+    )}  # fmt: skip
+    try:
+        config = CurateConfig.with_preset(args.preset, **options)
+    except ValueError as error:
+        raise RecapError(str(error)) from None
+    card = curate(config, progress=not args.quiet)
+    print(f"{'input':>20} {card['rows_in']:>10}")
+    for step in card["funnel"]:
+        if step["dropped"]:
+            print(f"{step['reason']:>20} {-step['dropped']:>10} -> {step['remaining']}")
+    print(f"{'kept':>20} {card['rows_kept']:>10}")
+    files = len(card["release"]["files"])
+    print(f"release: {config.out}/release ({files} file(s)); data card: {config.out}/data_card.md")
+    return 0
+
+
 def _add_demo_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
@@ -514,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download_parser(subparsers)
     _add_caption_parser(subparsers)
     _add_score_parser(subparsers)
+    _add_curate_parser(subparsers)
     _add_train_captioner_parser(subparsers)
     _add_train_clip_parser(subparsers)
     _add_eval_captions_parser(subparsers)

@@ -1,0 +1,1 @@
+"""Curation: filters, dedup, the release table and its data card (`recap curate`)."""
