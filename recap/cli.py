@@ -525,7 +525,8 @@ def _add_demo_parser(subparsers) -> None:
         help="run the main job end to end on the embedded world and print a summary",
         description="Generate a world, download its web split through img2dataset from a local server, recaption "
         "it with the Ray Data job (pipelines/recap_datacomp.py's pipeline) and the shipped tiny LLaVA captioner, "
-        "caption the held-out eval split with the same captioner, and print counts, the download success rate, "
+        "score both captions with the reference CLIP (pipelines/score_datacomp.py's job), curate a release with "
+        "DataComp's CLIP-score top-30% filter and a data card, caption the held-out eval split with the same captioner, and print counts, the download success rate, "
         "failures by reason, and the quality of alt-text and recaptions against the ground truth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -85,9 +85,37 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
     return summary, quality, examples
 
 
+def score_and_curate(out: Path, shards: Path, world: Path) -> tuple[dict, dict]:
+    """Score both captions with the shipped reference CLIP (the scoring job on Ray), then curate the scored tables
+    with DataComp's CLIP-score top-30% preset; returns the job summary and the data card."""
+    import os
+
+    from recap.curation.curate import CurateConfig, curate
+    from recap.jobs.score import ScoreJobConfig, run_score_job
+
+    scored = out / "scored"
+    if scored.exists():
+        shutil.rmtree(scored)  # scored tables of an earlier world
+    cpus = os.cpu_count() or 1
+    config = ScoreJobConfig(
+        input=[str(shards)],
+        captions=str(out / "captions"),
+        output=str(scored),
+        executor="ray",
+        ray_address="local",
+        cpus_per_actor=float(max(1, cpus - 1)) if cpus >= 2 else 0.5,
+        decode_cpus=1.0 if cpus >= 2 else 0.5,
+    )
+    summary = run_score_job(config)
+    card = curate(
+        CurateConfig.with_preset("datacomp-clip-top30", scored=str(scored), out=str(out / "release"), world=str(world))
+    )
+    return summary, card
+
+
 def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, retrain_captioner: bool = False) -> dict:
-    """World, download, recaption the web split through the Ray job, caption the held-out eval split; print and
-    return a summary."""
+    """World, download, recaption the web split through the Ray job, score and curate it, caption the held-out
+    eval split; print and return a summary."""
     from recap.caption_quality import caption_world_split
     from recap.models.captioner import CaptionerConfig, load_captioner
 
@@ -96,12 +124,12 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
     world, shards = out / "world", out / "shards"
     timings = {}
 
-    print(f"[1/4] generating the embedded world ({size} web images, seed {seed}) in {world}")
+    print(f"[1/6] generating the embedded world ({size} web images, seed {seed}) in {world}")
     t0 = time.perf_counter()
     manifest = generate_world(WorldConfig(size=size, seed=seed), world, overwrite=True)
     timings["world_s"] = round(time.perf_counter() - t0, 1)
 
-    print(f"[2/4] downloading the web split with img2dataset from a local server into {shards}")
+    print(f"[2/6] downloading the web split with img2dataset from a local server into {shards}")
     t0 = time.perf_counter()
     if shards.exists():
         shutil.rmtree(shards)  # a fresh world may differ from the one these shards came from
@@ -117,12 +145,18 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
     reconciliation = reconcile_download(world, "web", shards)
 
     model = _captioner_path(out, retrain_captioner, timings)
-    print(f"[3/4] recaptioning the downloaded web shards with the Ray Data job into {out / 'captions'}")
+    print(f"[3/6] recaptioning the downloaded web shards with the Ray Data job into {out / 'captions'}")
     t0 = time.perf_counter()
     job, web_quality, examples = recaption_web_split(out, shards, world, model)
     timings["recaption_job_s"] = round(time.perf_counter() - t0, 1)
 
-    print("[4/4] captioning the held-out eval split (the captioner's own quality check)")
+    print(f"[4/6] scoring both captions with the reference CLIP (Ray Data job) into {out / 'scored'}")
+    print(f"[5/6] curating the scored tables (DataComp's CLIP-score top 30%) into {out / 'release'}")
+    t0 = time.perf_counter()
+    scoring, card = score_and_curate(out, shards, world)
+    timings["score_and_curate_s"] = round(time.perf_counter() - t0, 1)
+
+    print("[6/6] captioning the held-out eval split (the captioner's own quality check)")
     t0 = time.perf_counter()
     captioner = load_captioner(CaptionerConfig(model=str(model), batch_size=32, device="cpu"))
     rows, caption_quality = caption_world_split(captioner, world, "eval")
@@ -140,6 +174,8 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
         "served_vs_recorded": reconciliation,
         "alt_text_quality": web["alt_text_quality"],
         "recaption_job": job,
+        "scoring_job": scoring,
+        "release": {key: card[key] for key in ("rows_in", "rows_kept", "funnel", "clip_score", "world_quality")},
         "web_recaption_quality": web_quality,
         "captioner_quality_eval": caption_quality,
         "timings": timings,
@@ -163,10 +199,27 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
     print("\nexamples (web split):")
     for row in examples:
         print(f"  alt-text : {row['org_caption']}\n  recaption: {row['re_caption']}\n  truth    : {row['truth']}\n")
+    print(
+        f"scoring job (Ray Data, reference CLIP): {scoring['rows']} rows, {scoring['rows_ok']} scored, "
+        f"{scoring['re_caption_truncated_total']} recaptions longer than the CLIP's text context; "
+        f"{scoring['images_per_s']} images/s"
+    )
+    scores = card["clip_score"]
+    print(
+        f"mean CLIP score (100 x cosine): alt-text {scores['org_clip_score']['scored']['mean']}, recaption "
+        f"{scores['re_clip_score']['scored']['mean']}; AUC of the alt-text score at telling wrong alt-text from "
+        f"descriptive: {card['world_quality']['auc_wrong_vs_descriptive']}"
+    )
+    print(f"curation funnel (DataComp CLIP-score top 30%): {card['rows_in']} in")
+    for step in card["funnel"]:
+        if step["dropped"]:
+            print(f"  - {step['dropped']} {step['reason']} -> {step['remaining']}")
+    print(f"  = {card['rows_kept']} kept; data card: {out / 'release' / 'data_card.md'}\n")
     print(f"held-out eval split ({len(rows)} images), captioner {model}:")
     print(quality_table({"alt-text": caption_quality["alt-text"], "recaption": caption_quality["recaption"]}))
     print(
-        f"\noutputs: world {world}, shards {shards}, captions {out / 'captions'}, summary {out / 'demo_summary.json'}"
+        f"\noutputs: world {world}, shards {shards}, captions {out / 'captions'}, scored {out / 'scored'}, "
+        f"release {out / 'release'}, summary {out / 'demo_summary.json'}"
     )
     budget = 15 * 60
     verdict = "within" if timings["total_s"] <= budget else "OVER"

@@ -79,3 +79,15 @@ def captioned_shards(world_download, tmp_path_factory):
     )
     run_caption_job(config, progress=False)
     return root / "shards", root / "captions"
+
+
+@pytest.fixture(scope="session")
+def scored_shards(captioned_shards, tmp_path_factory):
+    """`captioned_shards` scored by the scoring job (local executor) with the shipped reference CLIP: the folder
+    of scored tables."""
+    from recap.jobs.score import ScoreJobConfig, run_score_job
+
+    shards, captions = captioned_shards
+    out = tmp_path_factory.mktemp("scored") / "scored"
+    run_score_job(ScoreJobConfig(input=[str(shards)], captions=str(captions), output=str(out), executor="local"))
+    return out

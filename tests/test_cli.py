@@ -13,7 +13,19 @@ from recap.cli import main
 
 @pytest.mark.parametrize(
     "command",
-    ["world", "download", "caption", "train-captioner", "train-clip", "eval-captions", "eval-retrieval", "demo"],
+    [
+        "world",
+        "download",
+        "caption",
+        "score",
+        "curate",
+        "train-captioner",
+        "train-clip",
+        "clip-sweep",
+        "eval-captions",
+        "eval-retrieval",
+        "demo",
+    ],
 )
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

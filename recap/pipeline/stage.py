@@ -117,11 +117,15 @@ def concat_batches(batches: list[Batch]) -> Batch:
 
 
 def to_arrow(batch: Batch, schema: pa.Schema) -> pa.Table:
-    """A batch as an Arrow table with exactly `schema`'s types, so an all-null column keeps its type."""
+    """A batch as an Arrow table with exactly `schema`'s types, so an all-null column keeps its type (NaNs in a
+    non-float column are its nulls)."""
     columns = {}
     for field in schema:
         values = batch[field.name]
-        columns[field.name] = pa.array(values.tolist() if isinstance(values, np.ndarray) else list(values), field.type)
+        items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        if not pa.types.is_floating(field.type):  # a column of nulls can come back from Ray as float NaNs
+            items = [None if isinstance(item, float) and item != item else item for item in items]
+        columns[field.name] = pa.array(items, field.type)
     return pa.Table.from_pydict(columns, schema=schema)
 
 
