@@ -526,8 +526,9 @@ def _add_demo_parser(subparsers) -> None:
         description="Generate a world, download its web split through img2dataset from a local server, recaption "
         "it with the Ray Data job (pipelines/recap_datacomp.py's pipeline) and the shipped tiny LLaVA captioner, "
         "score both captions with the reference CLIP (pipelines/score_datacomp.py's job), curate a release with "
-        "DataComp's CLIP-score top-30% filter and a data card, caption the held-out eval split with the same captioner, and print counts, the download success rate, "
-        "failures by reason, and the quality of alt-text and recaptions against the ground truth.",
+        "DataComp's CLIP-score top-30% filter and a data card, caption the held-out eval split with the same "
+        "captioner, and print counts, the download success rate, failures by reason, the curation funnel, and the "
+        "quality of alt-text and recaptions against the ground truth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--out", default="runs/demo", help="folder for every output of the demo")
