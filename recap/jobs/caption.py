@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recap.errors import RecapError
 from recap.jobs import config as job_config
-from recap.jobs.runner import EXECUTORS, add_run_arguments, make_executor, new_run_id, run_job
+from recap.jobs.runner import ShardJobConfig, add_run_arguments, new_run_id, run_job
 from recap.models.captioner import CaptionerConfig, describe
 from recap.pipeline.pipeline import Pipeline
 from recap.pipeline.stage import Resources
@@ -53,45 +53,23 @@ def _default_captioner() -> CaptionerConfig:
 
 
 @dataclass(kw_only=True)
-class CaptionJobConfig:
-    """Everything the recaption job needs. Paths may be local or any fsspec URI (s3://...).
+class CaptionJobConfig(ShardJobConfig):
+    """Everything the recaption job needs: the shared shard-job fields (`ShardJobConfig`) and the captioner.
 
     `captioner` is a full `CaptionerConfig` (model, backend, prompt, decoding, vLLM engine settings); its
     `model` empty means the shipped tiny captioner. A config file may give it as an object or a model path.
     """
 
-    input: list[str] = field(default_factory=list)
-    output: str = ""
     captioner: CaptionerConfig = field(default_factory=_default_captioner)
     image_size: int | None = None  # default: the captioner's own input size
-    executor: str = "ray"
-    ray_address: str | None = None
-    actors: int = 1
-    gpus_per_actor: float = 0.0
-    cpus_per_actor: float = 1.0
-    decode_cpus: float = 1.0
-    max_pixels: int = 89_478_485
     retries: int = 2
-    stall_timeout_s: float = 600.0
-    rows_per_read_batch: int = 256
-    resume: bool = False
-    storage_options: dict = field(default_factory=dict)
+
+    output_help = "the folder (or URI) for the caption tables"
 
     def __post_init__(self) -> None:
-        if isinstance(self.input, str):
-            self.input = [self.input]
-        if not self.input:
-            raise ValueError("input: give at least one shard path, folder or glob")
-        if not self.output:
-            raise ValueError("output: give the folder (or URI) for the caption tables")
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
-        for name in ("actors", "rows_per_read_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("gpus_per_actor", "cpus_per_actor", "decode_cpus", "retries"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        super().__post_init__()
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
         if isinstance(self.captioner, str):
             self.captioner = {"model": self.captioner}
         if isinstance(self.captioner, dict):
@@ -170,9 +148,7 @@ def run_caption_job(config: CaptionJobConfig, *, progress: bool = True) -> dict:
     run_id = new_run_id()
     image_size = config.image_size or captioner_image_size(config.captioner.model)
     pipeline = caption_pipeline(config, run_id=run_id, image_size=image_size)
-    executor = make_executor(
-        config.executor, ray_address=config.ray_address, actors=config.actors, stall_timeout_s=config.stall_timeout_s
-    )
+    executor = config.executor_for()
     manifest = {"config": asdict(config), "captioner": describe(config.captioner), "image_size": image_size}
     return run_job(
         pipeline,

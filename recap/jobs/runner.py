@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recap import __version__
@@ -24,6 +25,51 @@ from recap.stages.parquet_sink import MANIFEST_FOLDER, ParquetShardSink
 
 EXECUTORS = ("ray", "local")
 SUMMARY_FILE = "_run_summary.json"  # "_" keeps it out of Parquet dataset discovery
+
+
+@dataclass(kw_only=True)
+class ShardJobConfig:
+    """What every shard job has: its inputs and output, and how it runs (executor, cluster, actors, reading,
+    resume, storage). Each job's config adds its own fields; `add_run_arguments` gives the shared options.
+    Paths may be local or any fsspec URI (s3://...)."""
+
+    input: list[str] = field(default_factory=list)
+    output: str = ""
+    executor: str = "ray"
+    ray_address: str | None = None
+    actors: int = 1
+    gpus_per_actor: float = 0.0
+    cpus_per_actor: float = 1.0
+    decode_cpus: float = 1.0
+    max_pixels: int = 89_478_485
+    stall_timeout_s: float = 600.0
+    rows_per_read_batch: int = 256
+    resume: bool = False
+    storage_options: dict = field(default_factory=dict)
+
+    output_help = "the folder (or URI) for the tables"  # what the job writes, for the error when output is empty
+
+    def __post_init__(self) -> None:
+        if isinstance(self.input, str):
+            self.input = [self.input]
+        if not self.input:
+            raise ValueError("input: give at least one shard path, folder or glob")
+        if not self.output:
+            raise ValueError(f"output: give {self.output_help}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        for name in ("actors", "rows_per_read_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("gpus_per_actor", "cpus_per_actor", "decode_cpus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def executor_for(self):
+        """The executor this config asks for."""
+        return make_executor(
+            self.executor, ray_address=self.ray_address, actors=self.actors, stall_timeout_s=self.stall_timeout_s
+        )
 
 
 def new_run_id() -> str:

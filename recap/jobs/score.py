@@ -10,11 +10,11 @@ temporaries removed, a summary counted from the completion markers).
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from recap.errors import RecapError
 from recap.jobs import config as job_config
-from recap.jobs.runner import EXECUTORS, add_run_arguments, make_executor, new_run_id, run_job
+from recap.jobs.runner import ShardJobConfig, add_run_arguments, new_run_id, run_job
 from recap.pipeline.pipeline import Pipeline
 from recap.pipeline.stage import Resources
 from recap.stages.captioned_shards import CaptionedShardSource
@@ -24,48 +24,28 @@ from recap.stages.scored_table_sink import ScoredTableSink
 
 
 @dataclass(kw_only=True)
-class ScoreJobConfig:
-    """Everything the scoring job needs. Paths may be local or any fsspec URI (s3://...).
+class ScoreJobConfig(ShardJobConfig):
+    """Everything the scoring job needs: the shared shard-job fields (`ShardJobConfig`), the caption tables and
+    the CLIP.
 
     `clip` is a CLIP folder or an open_clip model name (with `pretrained`, a local checkpoint); empty means the
     shipped reference CLIP. Images are resized and centre-cropped to the CLIP's input size, as CLIP's own
     preprocessing does.
     """
 
-    input: list[str] = field(default_factory=list)
     captions: str = ""
-    output: str = ""
     clip: str = ""
     pretrained: str | None = None
     batch_size: int = 256
-    executor: str = "ray"
-    ray_address: str | None = None
-    actors: int = 1
-    gpus_per_actor: float = 0.0
-    cpus_per_actor: float = 1.0
-    decode_cpus: float = 1.0
-    max_pixels: int = 89_478_485
-    stall_timeout_s: float = 600.0
-    rows_per_read_batch: int = 256
-    resume: bool = False
-    storage_options: dict = field(default_factory=dict)
+
+    output_help = "the folder (or URI) for the scored tables"
 
     def __post_init__(self) -> None:
-        if isinstance(self.input, str):
-            self.input = [self.input]
-        for name, what in (("captions", "the caption tables' folder (the recaption job's output)"), ("output", "")):
-            if not getattr(self, name):
-                raise ValueError(f"{name}: give {what or 'the folder (or URI) for the scored tables'}")
-        if not self.input:
-            raise ValueError("input: give at least one shard path, folder or glob")
-        if self.executor not in EXECUTORS:
-            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
-        for name in ("actors", "rows_per_read_batch", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("gpus_per_actor", "cpus_per_actor", "decode_cpus"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        super().__post_init__()
+        if not self.captions:
+            raise ValueError("captions: give the caption tables' folder (the recaption job's output)")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.clip:
             from recap.models.assets import shipped_clip
 
@@ -127,9 +107,7 @@ def run_score_job(config: ScoreJobConfig, *, progress: bool = True) -> dict:
     run_id = new_run_id()
     image_size = clip_input_size(config.clip, config.pretrained)
     pipeline = score_pipeline(config, run_id=run_id, image_size=image_size)
-    executor = make_executor(
-        config.executor, ray_address=config.ray_address, actors=config.actors, stall_timeout_s=config.stall_timeout_s
-    )
+    executor = config.executor_for()
     manifest = {"config": asdict(config), "clip_model": config.clip_model, "image_size": image_size}
     summary = run_job(
         pipeline,
