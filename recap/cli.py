@@ -295,6 +295,13 @@ def _add_clip_sweep_parser(subparsers) -> None:
         help="comma-separated shares of original captions to train",
     )
     parser.add_argument("--eval", required=True, help="world split folder to evaluate on (e.g. WORLD/eval)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="p runs at once, each in its own process with cores / N torch threads (on 2 cores, 2 one-thread "
+        "runs finish the sweep sooner than one two-thread run after another)",
+    )
     _add_clip_training_arguments(parser, defaults)
     parser.set_defaults(handler=_run_clip_sweep)
 
@@ -309,7 +316,8 @@ def _run_clip_sweep(args: argparse.Namespace) -> int:
         raise RecapError(f"--p-values must be numbers like 1.0,0.5,0.0, got {args.p_values!r}") from None
     training = _config_from_args(ClipTrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
     sweep = run_sweep(
-        _config(ClipSweepConfig, training=training, eval=args.eval, p_values=p_values), progress=not args.quiet
+        _config(ClipSweepConfig, training=training, eval=args.eval, p_values=p_values, parallel=args.parallel),
+        progress=not args.quiet,
     )
     print(markdown_table(sweep))
     print(f"written to {Path(args.out) / 'sweep.md'} and {Path(args.out) / 'sweep.json'}")

@@ -35,8 +35,11 @@ class ClipSweepConfig:
     training: ClipTrainingConfig
     eval: str
     p_values: tuple[float, ...] = DEFAULT_P_VALUES
+    parallel: int = 1  # p runs at once, each in its own process with cores / parallel torch threads
 
     def __post_init__(self) -> None:
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {self.parallel}")
         if not self.p_values or len(set(self.p_values)) != len(self.p_values):
             raise ValueError(f"p_values must be distinct values in [0, 1], got {self.p_values}")
         for p in self.p_values:
@@ -53,52 +56,88 @@ class ClipSweepConfig:
         return replace(self.training, out=str(self.out / f"p-{p:.2f}"), p_original=p)
 
 
+def _identity(run: ClipTrainingConfig) -> dict:
+    """What makes two runs the same run: the training config without its thread count (which changes speed only)."""
+    return {key: value for key, value in asdict(run).items() if key != "threads"}
+
+
 def _finished(run: ClipTrainingConfig) -> dict | None:
     """The stored result of a run with exactly this training config, or None."""
     path = Path(run.out) / RESULT_FILE
     if not path.exists():
         return None
     result = json.loads(path.read_text())
-    return result if result.get("training_config") == asdict(run) else None
+    stored = {key: value for key, value in result.get("training_config", {}).items() if key != "threads"}
+    return result if stored == _identity(run) else None
+
+
+def train_and_evaluate(run: ClipTrainingConfig, eval_split: str, *, progress: bool = False) -> dict:
+    """Train one p (resuming its run folder), evaluate it on the world split and store the result beside it."""
+    from recap.models.clip import load_clip
+    from recap.training.clip_training import model_image_size
+
+    started = time.perf_counter()
+    summary = ClipTrainer(run, progress=progress).run()
+    train_seconds = time.perf_counter() - started
+    model, _, tokenizer = load_clip(str(Path(run.out) / "model"))  # in eval mode
+    result = evaluate(model, tokenizer, *world_sets(eval_split, model_image_size(run.model)), progress=False)
+    result.update(
+        p_original=run.p_original,
+        training_config=asdict(run),
+        train_seconds=round(train_seconds, 1),
+        steps_this_run=summary["steps_this_run"],
+        caption_choices=summary["caption_choices"],
+        final_loss=summary["final_loss"],
+    )
+    write_json_atomic(Path(run.out) / RESULT_FILE, result)
+    return result
 
 
 def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
-    """Train and evaluate every p (skipping finished ones), then write OUT/sweep.json and OUT/sweep.md."""
-    from recap.models.clip import load_clip
-    from recap.training.clip_training import model_image_size, world_split_as_shards
+    """Train and evaluate every p (skipping finished ones; `parallel` of them at once, each in its own process),
+    then write OUT/sweep.json and OUT/sweep.md."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from recap.training.clip_training import world_split_as_shards
 
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     training = world_split_as_shards(config.training, config.out / "data")  # made once, shared by every p
+    if config.parallel > 1 and not training.threads:
+        training = replace(training, threads=max(1, (os.cpu_count() or 1) // config.parallel))
     config = replace(config, training=training)
-    eval_sets = None
-    rows = []
-    for p in tqdm(config.p_values, desc="clip-sweep", unit="p", disable=not progress):
+    results: dict[float, dict] = {}
+    todo = []
+    for p in config.p_values:
         run = config.run_config(p)
-        result = _finished(run)
-        if result is None:
-            train_started = time.perf_counter()
-            summary = ClipTrainer(run, progress=progress).run()
-            train_seconds = time.perf_counter() - train_started
-            if eval_sets is None:
-                eval_sets = world_sets(config.eval, model_image_size(training.model))
-            model, _, tokenizer = load_clip(str(Path(run.out) / "model"))  # in eval mode
-            result = evaluate(model, tokenizer, *eval_sets, progress=False)
-            result.update(
-                p_original=p,
-                training_config=asdict(run),
-                train_seconds=round(train_seconds, 1),
-                steps_this_run=summary["steps_this_run"],
-                caption_choices=summary["caption_choices"],
-                final_loss=summary["final_loss"],
-            )
-            write_json_atomic(Path(run.out) / RESULT_FILE, result)
-        elif progress:
-            tqdm.write(f"p={p:.2f}: finished earlier ({Path(run.out) / RESULT_FILE}), skipped")
-        rows.append(result)
+        finished = _finished(run)
+        if finished is not None:
+            results[p] = finished
+            if progress:
+                tqdm.write(f"p={p:.2f}: finished earlier ({Path(run.out) / RESULT_FILE}), skipped")
+        else:
+            todo.append(run)
+    bar = tqdm(total=len(todo), desc="clip-sweep", unit="p", disable=not progress)
+    if config.parallel == 1:
+        for run in todo:
+            results[run.p_original] = train_and_evaluate(run, config.eval, progress=progress)
+            bar.update(1)
+    elif todo:
+        with ProcessPoolExecutor(max_workers=config.parallel, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(train_and_evaluate, run, config.eval): run for run in todo}
+            for future in as_completed(futures):
+                results[futures[future].p_original] = future.result()
+                bar.update(1)
+    bar.close()
+    rows = [results[p] for p in config.p_values]
     sweep = {
         "eval": config.eval,
-        "training": {key: value for key, value in asdict(training).items() if key not in ("out", "p_original")},
+        "training": {
+            key: value for key, value in asdict(training).items() if key not in ("out", "p_original", "threads")
+        },
+        "parallel": config.parallel,
         "rows": [_table_row(result) for result in rows],
         "seconds_this_run": round(time.perf_counter() - started, 1),
     }

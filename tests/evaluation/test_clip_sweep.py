@@ -38,7 +38,7 @@ def test_a_small_sweep_trains_each_p_once_and_reruns_skip(small_world, tmp_path,
     out = tmp_path / "sweep"
     base = ["clip-sweep", "--train", str(small_world / "web"), "--eval", str(small_world / "eval"), "--out", str(out)]
     base += ["--batch-size", "32", "--warmup-steps", "2", "--quiet"]
-    assert main([*base, "--p-values", "1.0,0.0", "--steps", "12"]) == 0
+    assert main([*base, "--p-values", "1.0,0.0", "--steps", "12", "--parallel", "2"]) == 0
     sweep = json.loads((out / "sweep.json").read_text())
     assert [row["p_original"] for row in sweep["rows"]] == [1.0, 0.0]
     for row in sweep["rows"]:
@@ -53,7 +53,14 @@ def test_a_small_sweep_trains_each_p_once_and_reruns_skip(small_world, tmp_path,
     # both p share one copy of the training data, written once
     assert len(list((out / "data" / "shards").glob("*.tar"))) >= 1 and not (out / "p-1.00" / "data").exists()
 
-    # the same sweep again: nothing retrains, the table is the same
+    # both p trained at once, each in its own process with one torch thread of the two cores
+    assert sweep["parallel"] == 2
+    assert all(
+        json.loads((out / p / "retrieval.json").read_text())["training_config"]["threads"] >= 1
+        for p in ("p-1.00", "p-0.00")
+    )
+
+    # the same sweep again, one p at a time: nothing retrains (the thread count is not part of a run's identity)
     stamps = {p: (out / p / "retrieval.json").stat().st_mtime_ns for p in ("p-1.00", "p-0.00")}
     again = run_sweep(
         ClipSweepConfig(
