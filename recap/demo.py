@@ -48,32 +48,39 @@ def _captioner_path(out: Path, retrain: bool, timings: dict) -> Path:
     return out / "captioner" / "model"
 
 
+def local_job_resources() -> dict:
+    """The demo jobs' share of this machine on a new local Ray: one actor with every CPU but one, and one read and
+    decode task at a time (on 2 cores a second one only competes with the actor's start-up, benchmarks/RESULTS.md;
+    decoding needs a few % of a core)."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    return {
+        "executor": "ray",
+        "ray_address": "local",
+        "actors": 1,
+        "cpus_per_actor": float(max(1, cpus - 1)) if cpus >= 2 else 0.5,
+        "decode_cpus": 1.0 if cpus >= 2 else 0.5,
+    }
+
+
 def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tuple[dict, dict, list[dict]]:
     """Run the recaption job (Ray Data, local Ray) over the downloaded shards; score it against the truth.
 
     Returns the job summary, the quality of the new captions and of the alt-texts on the same rows, and a few
     example rows.
     """
-    import os
-
     from recap.caption_quality import score_table
     from recap.jobs.caption import CaptionJobConfig, run_caption_job
 
     captions = out / "captions"
     if captions.exists():
         shutil.rmtree(captions)  # the demo's world is regenerated each time
-    cpus = os.cpu_count() or 1
     config = CaptionJobConfig(
         input=[str(shards)],
         output=str(captions),
         captioner={"model": str(model), "batch_size": 32},
-        executor="ray",
-        ray_address="local",
-        actors=1,
-        cpus_per_actor=float(max(1, cpus - 1)) if cpus >= 2 else 0.5,
-        # One read/decode task at a time on 2 cores: a second one only competes with the captioner's start-up
-        # (benchmarks/RESULTS.md); decoding needs a few % of a core.
-        decode_cpus=1.0 if cpus >= 2 else 0.5,
+        **local_job_resources(),
     )
     summary = run_caption_job(config)
     quality = score_table(captions, world, column="re_caption", baseline="org_caption")
@@ -88,23 +95,14 @@ def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tu
 def score_and_curate(out: Path, shards: Path, world: Path) -> tuple[dict, dict]:
     """Score both captions with the shipped reference CLIP (the scoring job on Ray), then curate the scored tables
     with DataComp's CLIP-score top-30% preset; returns the job summary and the data card."""
-    import os
-
     from recap.curation.curate import CurateConfig, curate
     from recap.jobs.score import ScoreJobConfig, run_score_job
 
     scored = out / "scored"
     if scored.exists():
         shutil.rmtree(scored)  # scored tables of an earlier world
-    cpus = os.cpu_count() or 1
     config = ScoreJobConfig(
-        input=[str(shards)],
-        captions=str(out / "captions"),
-        output=str(scored),
-        executor="ray",
-        ray_address="local",
-        cpus_per_actor=float(max(1, cpus - 1)) if cpus >= 2 else 0.5,
-        decode_cpus=1.0 if cpus >= 2 else 0.5,
+        input=[str(shards)], captions=str(out / "captions"), output=str(scored), **local_job_resources()
     )
     summary = run_score_job(config)
     card = curate(

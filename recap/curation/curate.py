@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recap.errors import RecapError
+from recap.io_utils import replace_folder
 from recap.schema import SCORED_TABLE_SCHEMA, STATUS_BAD_INPUT, STATUS_CAPTION_FAILED
 
 REASONS = (
@@ -47,7 +48,7 @@ REASONS = (
     "no_clip_score",
     "low_clip_score",
 )
-SCORE_COLUMNS = ("org_clip_score", "re_clip_score")
+CLIP_SCORE_COLUMNS = ("org_clip_score", "re_clip_score")
 # Named filter sets; options given explicitly override a preset's.
 PRESETS: dict[str, dict] = {
     # DataComp's best simple baseline: the top 30% of the pool by CLIP score of the original caption.
@@ -90,8 +91,8 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
-        if self.score_column not in SCORE_COLUMNS:
-            raise ValueError(f"score_column must be one of {SCORE_COLUMNS}, got {self.score_column!r}")
+        if self.score_column not in CLIP_SCORE_COLUMNS:
+            raise ValueError(f"score_column must be one of {CLIP_SCORE_COLUMNS}, got {self.score_column!r}")
         if self.top_fraction is not None and not 0.0 < self.top_fraction <= 1.0:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
         if self.placeholder_urls < 2:
@@ -103,9 +104,8 @@ class CurateConfig:
 
     @classmethod
     def with_preset(cls, preset: str | None, **options) -> CurateConfig:
-        """A config from a preset's settings, overridden by the `options` that are not None."""
-        if preset is not None and preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        """A config from a preset's settings, overridden by the `options` that are not None (an unknown preset is
+        refused by the config itself)."""
         merged = {**PRESETS.get(preset or "", {}), **{k: v for k, v in options.items() if v is not None}}
         return cls(preset=preset, **merged)
 
@@ -274,7 +274,7 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
         },
         "clip_score": {
             name: {"kept": _stats(con, name, kept_rows), "scored": _stats(con, name, scored_rows)}
-            for name in SCORE_COLUMNS
+            for name in CLIP_SCORE_COLUMNS
         },
         "truncated_by_clip": {
             name: con.execute(f"SELECT count(*) FROM curated WHERE {name}_truncated AND {kept_rows}").fetchone()[0]
@@ -292,9 +292,7 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
     card["seconds"] = round(time.perf_counter() - started, 2)
     write_data_card(card, staging)
     con.close()
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+    replace_folder(staging, final)
     return card
 
 

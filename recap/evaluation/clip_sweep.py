@@ -56,9 +56,9 @@ class ClipSweepConfig:
         return replace(self.training, out=str(self.out / f"p-{p:.2f}"), p_original=p)
 
 
-def _identity(run: ClipTrainingConfig) -> dict:
+def _identity(training_config: dict) -> dict:
     """What makes two runs the same run: the training config without its thread count (which changes speed only)."""
-    return {key: value for key, value in asdict(run).items() if key != "threads"}
+    return {key: value for key, value in training_config.items() if key != "threads"}
 
 
 def _finished(run: ClipTrainingConfig) -> dict | None:
@@ -67,8 +67,7 @@ def _finished(run: ClipTrainingConfig) -> dict | None:
     if not path.exists():
         return None
     result = json.loads(path.read_text())
-    stored = {key: value for key, value in result.get("training_config", {}).items() if key != "threads"}
-    return result if stored == _identity(run) else None
+    return result if _identity(result.get("training_config", {})) == _identity(asdict(run)) else None
 
 
 def train_and_evaluate(run: ClipTrainingConfig, eval_split: str, *, progress: bool = False) -> dict:

@@ -57,7 +57,7 @@ class ScoreJobConfig(ShardJobConfig):
         return f"{self.clip} ({self.pretrained})" if self.pretrained else self.clip
 
 
-def clip_input_size(clip: str, pretrained: str | None = None) -> int:
+def clip_input_size(clip: str) -> int:
     """The image side the CLIP takes (from its config, without loading weights)."""
     import json
     from pathlib import Path
@@ -105,7 +105,7 @@ def score_pipeline(config: ScoreJobConfig, *, run_id: str, image_size: int) -> P
 def run_score_job(config: ScoreJobConfig, *, progress: bool = True) -> dict:
     """Score every shard that has no finished scored table yet; return the run summary (also written as JSON)."""
     run_id = new_run_id()
-    image_size = clip_input_size(config.clip, config.pretrained)
+    image_size = clip_input_size(config.clip)
     pipeline = score_pipeline(config, run_id=run_id, image_size=image_size)
     executor = config.executor_for()
     manifest = {"config": asdict(config), "clip_model": config.clip_model, "image_size": image_size}

@@ -25,9 +25,9 @@ from recap.stages.webdataset_reader import READER_SCHEMA, WebDatasetSource
 CAPTIONED_READER_SCHEMA = READER_SCHEMA.append(pa.field("re_caption", pa.string()))
 
 
-def caption_table_uri(captions: str, shard: Shard) -> str:
-    """Where the recaption job wrote `shard`'s table under `captions`."""
-    return posixpath.join(captions.rstrip("/"), f"{shard.name}.parquet")
+def caption_table_uri(captions: str, shard_name: str) -> str:
+    """Where the recaption job wrote the table of the shard named `shard_name` (`00042`) under `captions`."""
+    return posixpath.join(captions.rstrip("/"), f"{shard_name}.parquet")
 
 
 @dataclass(kw_only=True)
@@ -42,16 +42,18 @@ class CaptionedShardSource(WebDatasetSource):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._fs, _ = fsspec.core.url_to_fs(self.captions, **(self.storage_options or {}))
-        missing = [shard.name for shard in self.shards if not self._fs.exists(caption_table_uri(self.captions, shard))]
+        missing = [
+            shard.name for shard in self.shards if not self._fs.exists(caption_table_uri(self.captions, shard.name))
+        ]
         if missing:
             raise RecapError(
                 f"{len(missing)} shard(s) have no caption table in {self.captions} (for example "
-                f"{caption_table_uri(self.captions, Shard(uri='', name=missing[0]))}): caption them first with "
+                f"{caption_table_uri(self.captions, missing[0])}): caption them first with "
                 "`recap caption`, or point --captions at the folder that job wrote"
             )
 
     def _recaptions(self, shard: Shard) -> dict[str, str | None]:
-        path = caption_table_uri(self.captions, shard)
+        path = caption_table_uri(self.captions, shard.name)
         try:
             with self._fs.open(path, "rb") as handle:
                 table = pq.read_table(handle, columns=["key", "re_caption"])
@@ -67,7 +69,7 @@ class CaptionedShardSource(WebDatasetSource):
             if unknown:
                 raise RecapError(
                     f"{unit.uri}: sample {unknown[0]} (and {len(unknown) - 1} more in this batch) is not in its "
-                    f"caption table {caption_table_uri(self.captions, unit)}: the table comes from another download "
-                    "of this shard; caption the shards you are scoring"
+                    f"caption table {caption_table_uri(self.captions, unit.name)}: the table comes from another "
+                    "download of this shard; caption the shards you are scoring"
                 )
             yield {**batch, "re_caption": object_array([recaptions[key] for key in keys])}

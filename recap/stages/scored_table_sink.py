@@ -7,15 +7,16 @@ kept as it was. Markers count rows by the caption table's status and how many ca
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recap.errors import RecapError
 from recap.pipeline.stage import Batch
 from recap.schema import SCORE_COLUMNS, SCORED_TABLE, SCORED_TABLE_SCHEMA, STATUS_OK, table_from_rows
+from recap.stages.captioned_shards import caption_table_uri
 from recap.stages.parquet_sink import ParquetShardSink, plain_value
 
 # The columns the sink reads from each scored row (the rest of the table comes from the caption table).
@@ -50,10 +51,8 @@ class ScoredTableSink(ParquetShardSink):
         return {name: plain_value(batch[name][index]) for name in SCORED_COLUMNS}
 
     def _caption_rows(self, unit: str) -> dict[str, dict]:
-        path = posixpath.join(self.captions.rstrip("/"), f"{unit}.parquet")
+        path = caption_table_uri(self.captions, unit)
         try:
-            import fsspec
-
             fs, local = fsspec.core.url_to_fs(path, **(self.storage_options or {}))
             with fs.open(local, "rb") as handle:
                 rows = pq.read_table(handle).to_pylist()
