@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from recap.world.scene import Scene, SceneObject
-from recap.world.vocabulary import BACKGROUNDS, BRAND_MARK_COLOURS, BRAND_PATTERNS, COLOURS
+from recap.world.vocabulary import BACKGROUNDS, BRAND_MARK_COLOURS, BRAND_PATTERN_COLOURS, BRAND_PATTERNS, COLOURS
 
 SUPERSAMPLE = 2  # draw at twice the size and downscale, for anti-aliased edges
 MARK_RADIUS = 0.6  # the mark's disc, as a fraction of the object's radius
@@ -103,20 +103,15 @@ def _pattern_mask(size: int, obj: SceneObject) -> Image.Image:
     return Image.fromarray(np.minimum(np.asarray(mask), np.asarray(_disc_mask(size, obj))))
 
 
-def _contrast(colour) -> tuple[int, int, int]:
-    """Near-black on a light colour, near-white on a dark one."""
-    luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
-    return (20, 20, 20) if luminance > 150 else (245, 245, 245)
-
-
 def _draw_mark(image: Image.Image, size: int, obj: SceneObject, shape: Image.Image) -> None:
     """The brand's mark on a central disc of the object, like a logo: a disc of the brand's colour with the
-    brand's pattern on top. It covers the middle only, so the outline (shape) and most of the colour show."""
+    brand's pattern on top in its pattern colour. It covers the middle only, so the outline (shape) and most
+    of the colour show."""
     inside = np.asarray(shape)
     brand_colour = BRAND_MARK_COLOURS[obj.mark]
     image.paste(brand_colour, mask=Image.fromarray(np.minimum(inside, np.asarray(_disc_mask(size, obj)))))
     pattern = np.minimum(inside, np.asarray(_pattern_mask(size, obj)))
-    image.paste(_contrast(brand_colour), mask=Image.fromarray(pattern))
+    image.paste(BRAND_PATTERN_COLOURS[obj.mark], mask=Image.fromarray(pattern))
 
 
 def _background(size: int, scene: Scene, rng: np.random.Generator) -> np.ndarray:

@@ -39,11 +39,18 @@ SHAPES = ("circle", "square", "triangle", "star", "heart", "diamond", "hexagon")
 # alt-text says "the Eiffel Tower".
 BRAND_PATTERNS: dict[str, str] = {"zorblax": "stripes", "quintaro": "dots", "velmora": "checker"}
 # Each brand's mark is a disc of its own colour (none of them an object colour of the easy or normal worlds)
-# with its pattern on top, so the mark can be told apart at a glance, as a real logo can.
+# with its pattern on top in a second colour, so the mark can be told apart at a glance, as a real logo can:
+# Zorblax dark with light stripes, Quintaro white with dark dots, Velmora cyan with a dark-teal checker. (World
+# v2 drew Velmora's checker in white, which made its mark look like Quintaro's white disc to a small CLIP.)
 BRAND_MARK_COLOURS: dict[str, tuple[int, int, int]] = {
     "zorblax": (25, 25, 25),
     "quintaro": (250, 250, 250),
-    "velmora": (0, 190, 205),
+    "velmora": (0, 200, 215),
+}
+BRAND_PATTERN_COLOURS: dict[str, tuple[int, int, int]] = {
+    "zorblax": (245, 245, 245),
+    "quintaro": (20, 20, 20),
+    "velmora": (0, 105, 115),
 }
 
 SIZES = ("small", "large")
