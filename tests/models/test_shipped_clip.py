@@ -23,8 +23,9 @@ def results(tmp_path_factory):
 
 
 def test_the_reference_clip_retrieves_and_names(results):
-    # RECIPE.md measured 0.711 / 0.97 / 1.00 / 0.69 on 1,000 images of another fresh world
+    # RECIPE.md measured 0.696 / 0.99 / 0.96 / 0.96 on 1,000 images of another fresh world (this one: 0.870 on 300
+    # images, 1.00, 0.96, 0.96)
     assert results["retrieval"]["mean_recall@1"] >= 0.6, results["retrieval"]
     assert results["zero_shot"]["colour"]["top1"] >= 0.9, results["zero_shot"]
     assert results["zero_shot"]["shape"]["top1"] >= 0.9, results["zero_shot"]
-    assert results["zero_shot"]["brand"]["top1"] >= 0.55, results["zero_shot"]  # chance is 0.33
+    assert results["zero_shot"]["brand"]["top1"] >= 0.9, results["zero_shot"]  # chance is 0.33
