@@ -274,10 +274,10 @@ def _run_train_clip(args: argparse.Namespace) -> int:
 
 
 def _add_clip_sweep_parser(subparsers) -> None:
-    from recap.evaluation.clip_sweep import DEFAULT_P_VALUES
+    from recap.evaluation.clip_sweep import DEFAULT_MODEL, DEFAULT_P_VALUES
     from recap.training.clip_training import ClipTrainingConfig
 
-    defaults = ClipTrainingConfig(train="", out="")
+    defaults = ClipTrainingConfig(train="", out="", model=DEFAULT_MODEL)
     parser = subparsers.add_parser(
         "clip-sweep",
         help="train CLIP at several shares of original captions p and print the paper's Table 3 for them",

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from recap.cli import main
-from recap.evaluation.clip_sweep import ClipSweepConfig, claims, markdown_table, run_sweep
+from recap.evaluation.clip_sweep import DEFAULT_MODEL, ClipSweepConfig, claims, markdown_table, p_label, run_sweep
 from recap.training.clip_training import ClipTrainingConfig
 
 
@@ -22,6 +22,10 @@ def test_claims_on_hand_made_rows():
     assert not fails["retrieval_holds"] and not fails["brand_holds"]
     assert fails["middle_p_with_both"] == [0.5]  # within 5 points of both ends, though the ends are close
     assert "note" in claims([_row(0.5, 1.0, 1.0)])
+
+
+def test_p_labels_keep_two_decimals_where_one_would_round():
+    assert [p_label(p) for p in (1.0, 0.65, 0.5, 0.0, 0.125)] == ["1.0", "0.65", "0.5", "0.0", "0.12"]
 
 
 def test_sweep_config_rejects_bad_values(small_world, tmp_path):
@@ -65,7 +69,12 @@ def test_a_small_sweep_trains_each_p_once_and_reruns_skip(small_world, tmp_path,
     again = run_sweep(
         ClipSweepConfig(
             training=ClipTrainingConfig(
-                train=str(small_world / "web"), out=str(out), steps=12, batch_size=32, warmup_steps=2
+                train=str(small_world / "web"),
+                out=str(out),
+                model=DEFAULT_MODEL,  # clip-sweep's default, not train-clip's
+                steps=12,
+                batch_size=32,
+                warmup_steps=2,
             ),
             eval=str(small_world / "eval"),
             p_values=(1.0, 0.0),
