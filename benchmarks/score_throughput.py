@@ -137,6 +137,9 @@ def main() -> None:
             f"job #{repeat + 1}: {summary['rows']} images in {summary['seconds']:.1f} s = "
             f"{summary['images_per_s']:.1f} images/s; bare loop {rates[-2]:.1f} before, {rates[-1]:.1f} after -> "
             f"efficiency {efficiencies[-1]:.2f}; scorer busy {busy:.1f} s\n"
+            f"    fixed cost (job time the scorer was not scoring: start-up, model load, drain) "
+            f"{summary['seconds'] - busy:.1f} s; while busy the scorer ran at {summary['rows'] / busy:.1f} images/s "
+            f"= {summary['rows'] / busy / reference:.2f} of the bare loop\n"
             f"    stage seconds: {summary['stage_seconds']}",
             flush=True,
         )
