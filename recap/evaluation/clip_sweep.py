@@ -137,7 +137,7 @@ def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
     sweep = {
         "eval": config.eval,
         "training": {
-            key: value for key, value in asdict(training).items() if key not in ("out", "p_original", "threads")
+            key: value for key, value in _identity(asdict(training)).items() if key not in ("out", "p_original")
         },
         "parallel": config.parallel,
         "rows": [_table_row(result) for result in rows],
