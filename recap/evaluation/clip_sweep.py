@@ -102,11 +102,13 @@ def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    from recap.training.clip_training import world_split_as_shards
+    from recap.training.clip_training import model_image_size
+    from recap.training.trainer import world_split_as_shards
 
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
-    training = world_split_as_shards(config.training, config.out / "data")  # made once, shared by every p
+    # made once, shared by every p
+    training = world_split_as_shards(config.training, config.out / "data", model_image_size(config.training.model))
     if config.parallel > 1 and not training.threads:
         training = replace(training, threads=max(1, (os.cpu_count() or 1) // config.parallel))
     config = replace(config, training=training)
