@@ -24,3 +24,12 @@ def shipped_clip() -> Path:
     """The shipped reference CLIP (an open_clip `local-dir:` folder): the CLIP-score model for curation and the
     DiT's frozen text encoder. FileNotFoundError with the retrain command if it is missing."""
     return _shipped(SHIPPED_CLIP, "open_clip_config.json", "`recap train-clip` (the reference recipe)")
+
+
+SHIPPED_T2I = ASSETS / "dit-tiny"
+
+
+def shipped_t2i() -> Path:
+    """The shipped Recap-DiT (p=0: recaptions only) folder, for `recap sample` and the demo without training.
+    FileNotFoundError with the retrain command if it is missing."""
+    return _shipped(SHIPPED_T2I, "recap_t2i.json", "`recap train-t2i` (see its RECIPE.md)")

@@ -203,7 +203,7 @@ def _add_train_captioner_parser(subparsers) -> None:
 def _run_train_captioner(args: argparse.Namespace) -> int:
     from recap.training.captioner_training import CaptionerTrainer, CaptionerTrainingConfig
 
-    config = _config_from_args(CaptionerTrainingConfig, args)
+    config = config_from_args(CaptionerTrainingConfig, args)
     metrics = CaptionerTrainer(config, progress=not args.quiet).run()
     print(f"model saved to {Path(args.out) / 'model'}")
     if metrics:
@@ -211,15 +211,11 @@ def _run_train_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_clip_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
-    """The options train-clip and clip-sweep share (named like ClipTrainingConfig's fields)."""
+def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options every trainer on the shared loop takes (named like MixedCaptionConfig's fields)."""
     parser.add_argument("--train", required=True, help="webdataset shards (tar, folder, glob) or a world split folder")
     parser.add_argument("--captions", help="caption table joined to the shards on uid (not for a world split)")
-    parser.add_argument("--out", required=True, help="run folder (checkpoint/, tokenizer/, model/, summary)")
-    parser.add_argument(
-        "--model", default=defaults.model, help="open_clip model name (tiny configs included) or a CLIP folder"
-    )
-    parser.add_argument("--init", help="checkpoint to start from (e.g. a real ViT-B-16 state dict)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoint/, model/, training_summary.json)")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
@@ -239,6 +235,15 @@ def _add_clip_training_arguments(parser: argparse.ArgumentParser, defaults) -> N
     parser.add_argument("--gpus", action="store_true", help="one GPU per Ray Train worker (NCCL) instead of gloo")
     parser.add_argument("--ray-address", help="Ray cluster for --workers > 1 (default: RAY_ADDRESS or a local Ray)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_clip_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options train-clip and clip-sweep share (named like ClipTrainingConfig's fields)."""
+    add_training_arguments(parser, defaults)
+    parser.add_argument(
+        "--model", default=defaults.model, help="open_clip model name (tiny configs included) or a CLIP folder"
+    )
+    parser.add_argument("--init", help="checkpoint to start from (e.g. a real ViT-B-16 state dict)")
 
 
 def _add_train_clip_parser(subparsers) -> None:
@@ -265,7 +270,7 @@ def _add_train_clip_parser(subparsers) -> None:
 def _run_train_clip(args: argparse.Namespace) -> int:
     from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
 
-    config = _config_from_args(ClipTrainingConfig, args)
+    config = config_from_args(ClipTrainingConfig, args)
     summary = ClipTrainer(config, progress=not args.quiet).run()
     print(f"model saved to {summary['model']}")
     print(f"steps {summary['steps']}, loss {summary['first_loss']} -> {summary['final_loss']}, ", end="")
@@ -314,7 +319,7 @@ def _run_clip_sweep(args: argparse.Namespace) -> int:
         p_values = tuple(float(value) for value in args.p_values.split(","))
     except ValueError:
         raise RecapError(f"--p-values must be numbers like 1.0,0.5,0.0, got {args.p_values!r}") from None
-    training = _config_from_args(ClipTrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
+    training = config_from_args(ClipTrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
     sweep = run_sweep(
         _config(ClipSweepConfig, training=training, eval=args.eval, p_values=p_values, parallel=args.parallel),
         progress=not args.quiet,
@@ -557,7 +562,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_from_args(cls, args: argparse.Namespace):
+def config_from_args(cls, args: argparse.Namespace):
     """A config dataclass from the parsed options named like its fields (the others keep their defaults)."""
     from dataclasses import fields
 
@@ -588,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_captions_parser(subparsers)
     _add_eval_retrieval_parser(subparsers)
     _add_clip_sweep_parser(subparsers)
+    from recap.cli.t2i import add_t2i_parsers  # the text-to-image commands live in their own file
+
+    add_t2i_parsers(subparsers)
     _add_demo_parser(subparsers)
     return parser
 

@@ -1,0 +1,369 @@
+"""Recap-DiT: a text-to-image diffusion transformer (diffusers' PixArt DiT) on a frozen open_clip text tower.
+
+    model = load_t2i("runs/dit-p0/model")
+    images = model.generate(["A small red heart is in the top left."], seed=0)     # (1, 32, 32, 3) uint8
+
+The denoiser is `diffusers.PixArtTransformer2DModel` (a DiT with adaLN-single and cross-attention to text
+tokens), predicting noise under diffusers' DDPM schedule; sampling uses diffusers' DDIM or DPM-Solver with
+classifier-free guidance (`recap.models.guidance`: plain, a negative prompt, Perp-Neg). The text condition is
+the per-token output of an open_clip text tower (the shipped reference CLIP by default), frozen. A text longer
+than the tower's context is split at sentence ends into chunks that fit, each encoded alone and the token
+sequences joined (as long-prompt tools for Stable Diffusion do), so a four-sentence recaption is not cut after
+its second object; a single sentence longer than the context is cut, and counted. Pixel space for the world
+(32 px, patch 4); latent space with a local diffusers `AutoencoderKL` folder for real data.
+
+A model folder holds `transformer/` and `scheduler/` (diffusers `save_pretrained` folders; the transformer's
+weights are the EMA weights) and `recap_t2i.json`: the text encoder (a path, or `shipped:clip-tiny`) with the
+sha256 of its weights, checked at load, the image size, the VAE folder if any, and how it was trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recap.errors import RecapError
+
+T2I_CONFIG = "recap_t2i.json"
+SHIPPED_TEXT_ENCODER = "shipped:clip-tiny"
+
+# Denoiser sizes (PixArtTransformer2DModel arguments; caption_channels comes from the text tower). The tiny one
+# trains at ~2 steps/s at batch 32 on 2 CPU cores (4M parameters, 64 tokens of 4x4 pixels); the second is the
+# paper's DiT-B/4 on 256 px images through an 8x VAE (32x32x4 latents).
+DIT_PRESETS: dict[str, dict] = {
+    "recap-dit-tiny": {
+        "patch_size": 4,
+        "num_layers": 6,
+        "num_attention_heads": 6,
+        "attention_head_dim": 32,
+    },
+    "dit-b-4": {
+        "patch_size": 4,
+        "num_layers": 12,
+        "num_attention_heads": 12,
+        "attention_head_dim": 64,
+    },
+}
+SCHEDULERS = ("ddim", "dpm", "ddpm")
+GUIDANCE_MODES = ("cfg", "negative", "perp-neg")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text` (split after '.', '!' or '?' followed by white space); [""] for an empty text."""
+    parts = [part for part in re.split(r"(?<=[.!?])\s+", text.strip()) if part]
+    return parts or [""]
+
+
+class TextConditioner:
+    """Frozen per-token text features from an open_clip text tower: `(texts) -> (features (N, L, W), mask (N, L))`.
+
+    `reference` is a CLIP folder, `shipped:clip-tiny`, or an open_clip model name (with `pretrained`). Texts that
+    do not fit the context are split into sentence chunks (at most `max_chunks`); `cut` counts texts the tower
+    saw cut (a sentence too long for the context, or more chunks than `max_chunks`)."""
+
+    def __init__(self, reference: str = SHIPPED_TEXT_ENCODER, *, pretrained: str | None = None, max_chunks: int = 4):
+        import torch
+
+        from recap.models.clip import load_clip
+
+        self.reference, self.pretrained, self.max_chunks = reference, pretrained, max_chunks
+        self.model, _, self.tokenizer = load_clip(str(resolve_text_encoder(reference)), pretrained=pretrained)
+        self.model.requires_grad_(False)
+        self.tower = getattr(self.model, "text", self.model)  # CustomTextCLIP keeps its tower in .text
+        if not all(hasattr(self.tower, name) for name in ("token_embedding", "transformer", "ln_final")):
+            raise RecapError(
+                f"the text tower of {reference} ({type(self.tower).__name__}) has no per-token output recap can read: "
+                "use an open_clip model with its own text transformer"
+            )
+        self.width = self.tower.transformer.width
+        self.context_length = self.tokenizer.context_length
+        self.cut = 0
+        self.torch = torch
+
+    def chunks(self, text: str) -> list[str]:
+        """`text` packed greedily into sentence groups that each fit the context (one chunk if it fits)."""
+        from recap.models.clip import text_token_counts
+
+        text = text or ""
+        if text_token_counts(self.tokenizer, [text])[0] <= self.context_length:
+            return [text]
+        chunks: list[str] = []
+        for sentence in split_sentences(text):
+            candidate = f"{chunks[-1]} {sentence}" if chunks else sentence
+            if chunks and text_token_counts(self.tokenizer, [candidate])[0] <= self.context_length:
+                chunks[-1] = candidate
+            else:
+                chunks.append(sentence)
+        cut = len(chunks) > self.max_chunks
+        cut = cut or any(count > self.context_length for count in text_token_counts(self.tokenizer, chunks))
+        self.cut += int(cut)
+        return chunks[: self.max_chunks]
+
+    def token_features(self, tokens):
+        """(N, context) token ids -> (N, context, width): the tower's output before pooling."""
+        tower = self.tower
+        x = tower.token_embedding(tokens) + tower.positional_embedding
+        x = tower.transformer(x, attn_mask=tower.attn_mask)
+        return tower.ln_final(x)
+
+    def __call__(self, texts: list[str]):
+        torch = self.torch
+        per_text = [self.chunks(text) for text in texts]
+        flat = [chunk for chunks in per_text for chunk in chunks]
+        with torch.no_grad():
+            tokens = self.tokenizer(flat)
+            features = self.token_features(tokens)
+        most = max(len(chunks) for chunks in per_text)
+        length = most * self.context_length
+        out = features.new_zeros(len(texts), length, self.width)
+        mask = torch.zeros(len(texts), length, dtype=torch.long)
+        row = 0
+        for index, chunks in enumerate(per_text):
+            for position in range(len(chunks)):
+                span = slice(position * self.context_length, (position + 1) * self.context_length)
+                out[index, span] = features[row]
+                mask[index, span] = (tokens[row] != 0).long()  # open_clip pads with 0
+                row += 1
+        return out * mask.unsqueeze(-1), mask  # padding zeroed as well as masked
+
+
+def resolve_text_encoder(reference: str) -> Path | str:
+    """`shipped:clip-tiny` -> the shipped reference CLIP folder; anything else unchanged."""
+    if reference == SHIPPED_TEXT_ENCODER:
+        from recap.models.assets import shipped_clip
+
+        return shipped_clip()
+    return reference
+
+
+def text_encoder_fingerprint(reference: str, pretrained: str | None = None) -> str | None:
+    """sha256 of the text encoder's weights file (a CLIP folder's, or `pretrained`); None for a bare model name."""
+    from recap.models.clip import WEIGHTS_FILE
+
+    path = Path(str(resolve_text_encoder(reference)).removeprefix("local-dir:"))
+    weights = path / WEIGHTS_FILE if path.is_dir() else Path(pretrained) if pretrained else None
+    if weights is None or not weights.is_file():
+        return None
+    return hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def new_denoiser(preset: str, *, sample_size: int, channels: int, caption_channels: int, seed: int = 0):
+    """A randomly initialised PixArtTransformer2DModel of a `DIT_PRESETS` size."""
+    import torch
+    from diffusers import PixArtTransformer2DModel
+
+    if preset not in DIT_PRESETS:
+        raise RecapError(f"unknown DiT preset {preset!r}; choose one of {', '.join(DIT_PRESETS)}")
+    size = DIT_PRESETS[preset]
+    if sample_size % size["patch_size"]:
+        raise RecapError(
+            f"{preset}: a {sample_size}-pixel input is not a whole number of {size['patch_size']}-patches"
+        )
+    torch.manual_seed(seed)
+    return PixArtTransformer2DModel(
+        sample_size=sample_size,
+        in_channels=channels,
+        out_channels=channels,  # noise only, no learned variance
+        cross_attention_dim=size["num_attention_heads"] * size["attention_head_dim"],
+        caption_channels=caption_channels,
+        norm_type="ada_norm_single",
+        num_embeds_ada_norm=1000,
+        use_additional_conditions=False,
+        norm_num_groups=1,
+        **size,
+    )
+
+
+def training_scheduler(latent: bool):
+    """DDPM with 1,000 steps; the cosine schedule for pixels (the linear one leaves small images nearly clean
+    at mid steps), the linear one of latent-diffusion models for latents."""
+    from diffusers import DDPMScheduler
+
+    if latent:
+        return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False)
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+
+
+def sampling_scheduler(name: str, training_config: dict):
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    classes = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "ddpm": DDPMScheduler}
+    if name not in classes:
+        raise RecapError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    return classes[name].from_config(training_config)
+
+
+@dataclass
+class ImageCodec:
+    """uint8 images <-> the denoiser's space: pixels scaled to [-1, 1], or a VAE's scaled latents."""
+
+    image_size: int
+    vae_folder: str | None = None
+
+    def __post_init__(self) -> None:
+        self.vae = None
+        if self.vae_folder:
+            from diffusers import AutoencoderKL
+
+            self.vae = AutoencoderKL.from_pretrained(self.vae_folder).eval().requires_grad_(False)
+
+    @property
+    def channels(self) -> int:
+        return self.vae.config.latent_channels if self.vae else 3
+
+    @property
+    def sample_size(self) -> int:
+        if self.vae is None:
+            return self.image_size
+        return self.image_size // 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def encode(self, images: np.ndarray, generator=None):
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if self.vae is None:
+            return x
+        with torch.no_grad():
+            latents = self.vae.encode(x).latent_dist.sample(generator)
+        return latents * self.vae.config.scaling_factor
+
+    def decode(self, x) -> np.ndarray:
+        import torch
+
+        if self.vae is not None:
+            with torch.no_grad():
+                x = self.vae.decode(x / self.vae.config.scaling_factor).sample
+        pixels = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).numpy()
+
+
+def denoise(transformer, x, timesteps, features, mask):
+    """One denoiser call: the predicted noise for `x` at `timesteps` given text features and their mask."""
+    return transformer(
+        x,
+        encoder_hidden_states=features,
+        encoder_attention_mask=mask,
+        timestep=timesteps,
+        added_cond_kwargs={"resolution": None, "aspect_ratio": None},
+    ).sample
+
+
+class TextToImage:
+    """A trained model: `generate` samples images for prompts; `save` writes the folder `load_t2i` reads."""
+
+    def __init__(self, transformer, conditioner: TextConditioner, codec: ImageCodec, scheduler_config: dict, info):
+        self.transformer, self.conditioner, self.codec = transformer.eval(), conditioner, codec
+        self.scheduler_config, self.info = dict(scheduler_config), dict(info)
+
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        negative_prompts: list[str] | str | None = None,
+        guidance: str = "cfg",
+        scale: float = 4.0,
+        negative_scale: float | None = None,
+        steps: int = 25,
+        scheduler: str = "ddim",
+        seed: int = 0,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """uint8 images (N, S, S, 3), image i from the noise of seed `seed + i` whatever the batch it lands in, so
+        the same seed gives the same images. `guidance`: "cfg" (the empty prompt as the unconditional branch),
+        "negative" (the negative prompt there instead) or "perp-neg" (the negative's part perpendicular to the
+        prompt's direction subtracted with `negative_scale`, default `scale`). `progress(n)` is called per batch."""
+        import torch
+
+        from recap.models.guidance import cfg, negative_prompt_cfg, perp_neg_cfg
+
+        if guidance not in GUIDANCE_MODES:
+            raise RecapError(f"unknown guidance {guidance!r}; choose one of {', '.join(GUIDANCE_MODES)}")
+        if isinstance(negative_prompts, str) or negative_prompts is None:
+            negative_prompts = [negative_prompts or ""] * len(prompts)
+        if len(negative_prompts) != len(prompts):
+            raise RecapError(f"{len(negative_prompts)} negative prompts for {len(prompts)} prompts")
+        if guidance != "cfg" and not all(negative_prompts):
+            raise RecapError(f"guidance {guidance!r} needs a negative prompt for every prompt")
+        negative_scale = scale if negative_scale is None else negative_scale
+        side, channels = self.codec.sample_size, self.codec.channels
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start : start + batch_size]
+            noise = torch.cat(
+                [
+                    torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(seed + start + i))
+                    for i in range(len(batch))
+                ]
+            )
+            negatives = negative_prompts[start : start + batch_size]
+            branches = {  # what the denoiser sees, in the order the guidance takes the predictions
+                "cfg": [[""] * len(batch), batch],
+                "negative": [negatives, batch],
+                "perp-neg": [[""] * len(batch), batch, negatives],
+            }[guidance]
+            features, mask = self.conditioner([text for branch in branches for text in branch])
+            sampler = sampling_scheduler(scheduler, self.scheduler_config)
+            sampler.set_timesteps(steps)
+            x = noise * sampler.init_noise_sigma
+            with torch.no_grad():
+                for t in sampler.timesteps:
+                    model_input = sampler.scale_model_input(torch.cat([x] * len(branches)), t)
+                    timesteps = torch.full((len(model_input),), int(t), dtype=torch.long)
+                    predictions = denoise(self.transformer, model_input, timesteps, features, mask).chunk(
+                        len(branches)
+                    )
+                    if guidance == "cfg":
+                        guided = cfg(predictions[0], predictions[1], scale)
+                    elif guidance == "negative":
+                        guided = negative_prompt_cfg(predictions[0], predictions[1], scale)
+                    else:
+                        guided = perp_neg_cfg(predictions[0], predictions[1], predictions[2], scale, negative_scale)
+                    x = sampler.step(guided, t, x).prev_sample
+            out.append(self.codec.decode(x))
+            if progress is not None:
+                progress(len(batch))
+        return np.concatenate(out) if out else np.zeros((0, self.codec.image_size, self.codec.image_size, 3), np.uint8)
+
+    def save(self, folder: str | Path) -> Path:
+        from diffusers import DDPMScheduler
+
+        folder = Path(folder)
+        self.transformer.save_pretrained(folder / "transformer")
+        DDPMScheduler.from_config(self.scheduler_config).save_pretrained(folder / "scheduler")
+        (folder / T2I_CONFIG).write_text(json.dumps(self.info, indent=2) + "\n")
+        return folder
+
+
+def load_t2i(folder: str | Path, *, text_encoder: str | None = None) -> TextToImage:
+    """A model folder written by `recap train-t2i` (or `TextToImage.save`). The text encoder recorded there is
+    loaded and its weights checked against the recorded sha256 (`text_encoder` points elsewhere if it moved)."""
+    from diffusers import DDPMScheduler, PixArtTransformer2DModel
+
+    folder = Path(folder)
+    if not (folder / T2I_CONFIG).is_file():
+        raise RecapError(
+            f"{folder} is not a text-to-image model folder (no {T2I_CONFIG}); train one with recap train-t2i"
+        )
+    info = json.loads((folder / T2I_CONFIG).read_text())
+    reference = text_encoder or info["text_encoder"]
+    expected = info.get("text_encoder_sha256")
+    found = text_encoder_fingerprint(reference, info.get("text_encoder_pretrained"))
+    if expected and found and expected != found:
+        raise RecapError(
+            f"{folder} was trained on the text encoder {info['text_encoder']} with weights sha256 {expected[:12]}..., "
+            f"but {reference} now holds {found[:12]}...: give the original with --text-encoder (or retrain)"
+        )
+    conditioner = TextConditioner(
+        reference, pretrained=info.get("text_encoder_pretrained"), max_chunks=info.get("max_text_chunks", 4)
+    )
+    transformer = PixArtTransformer2DModel.from_pretrained(folder / "transformer", low_cpu_mem_usage=False)
+    scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
+    codec = ImageCodec(info["image_size"], info.get("vae"))
+    return TextToImage(transformer, conditioner, codec, dict(scheduler.config), info)

@@ -1,0 +1,132 @@
+"""Train Recap-DiT: a text-to-image DiT on a mix of original captions and recaptions.
+
+    recap train-t2i --train runs/demo/shards --captions runs/demo/captions --p-original 0.0 --out runs/dit-p0
+
+The data path and the caption mixing are train-clip's (`trainer.py`: the job's reader and decode stage, the
+paper's `p_original`, resume, Ray Train workers); what is the DiT's: diffusers' PixArt DiT on a frozen open_clip
+text tower (`recap.models.t2i`), DDPM noise-prediction loss, caption dropout (the empty caption, so that the
+model learns the unconditional prediction classifier-free guidance needs), and EMA weights (diffusers'
+`EMAModel` with its warm-up, which suits short runs), exported as the model folder's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recap.training.trainer import MixedCaptionConfig, MixedCaptionTrainer
+
+
+@dataclass(kw_only=True)
+class T2ITrainingConfig(MixedCaptionConfig):
+    """What `recap train-t2i` trains: the shared data and step settings, and the DiT."""
+
+    model: str = "recap-dit-tiny"  # a DIT_PRESETS size
+    text_encoder: str = "shipped:clip-tiny"  # a CLIP folder or an open_clip model name (with text_encoder_pretrained)
+    text_encoder_pretrained: str | None = None
+    image_size: int = 32
+    vae: str | None = None  # a local diffusers AutoencoderKL folder: train on its latents (real data)
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.9999  # the ceiling: with warm-up the decay is 1 - (1 + step) ** -0.75 below it
+    weight_decay: float = 0.0
+    max_text_chunks: int = 4
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.caption_dropout < 1.0:
+            raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+
+
+class T2ITrainer(MixedCaptionTrainer):
+    """The DiT on the shared loop; OUT/model is a `recap.models.t2i` folder with the EMA weights."""
+
+    config_class = T2ITrainingConfig
+    run_name = "train-t2i"
+    config: T2ITrainingConfig
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def build_model(self):
+        from diffusers.training_utils import EMAModel
+
+        from recap.models.t2i import ImageCodec, TextConditioner, new_denoiser, training_scheduler
+
+        config = self.config
+        self.conditioner = TextConditioner(
+            config.text_encoder, pretrained=config.text_encoder_pretrained, max_chunks=config.max_text_chunks
+        )
+        self.codec = ImageCodec(config.image_size, config.vae)
+        self.scheduler = training_scheduler(latent=config.vae is not None)
+        transformer = new_denoiser(
+            config.model,
+            sample_size=self.codec.sample_size,
+            channels=self.codec.channels,
+            caption_channels=self.conditioner.width,
+            seed=config.seed,
+        )
+        self.ema = EMAModel(
+            transformer.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=3 / 4, inv_gamma=1.0
+        )
+        return transformer
+
+    def build_optimizer(self, model):
+        config = self.config
+        return self.torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    def loss(self, model, images: np.ndarray, texts: list[str], step: int, rank: int):
+        from recap.models.t2i import denoise
+
+        torch, config = self.torch, self.config
+        # Noise, timesteps and dropout from (seed, rank, step): a resumed run draws what an unbroken one would.
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([config.seed, rank, step]).generate_state(1)[0])
+        )
+        dropped = torch.rand(len(texts), generator=generator) < config.caption_dropout
+        texts = ["" if drop else text for text, drop in zip(texts, dropped.tolist(), strict=True)]
+        features, mask = self.conditioner(texts)
+        clean = self.codec.encode(images, generator)
+        noise = torch.randn(clean.shape, generator=generator)
+        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(texts),), generator=generator)
+        noisy = self.scheduler.add_noise(clean, noise, timesteps)
+        return torch.nn.functional.mse_loss(denoise(model, noisy, timesteps, features, mask), noise)
+
+    def after_step(self, model) -> None:
+        self.ema.step(model.parameters())
+
+    def extra_state(self) -> dict:
+        return {"ema": self.ema.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.ema.load_state_dict(state["ema"])
+
+    def export(self, model) -> None:
+        from recap.models.t2i import TextToImage, text_encoder_fingerprint
+
+        config = self.config
+        averaged = copy.deepcopy(model)
+        self.ema.copy_to(averaged.parameters())
+        info = {
+            "text_encoder": config.text_encoder,
+            "text_encoder_pretrained": config.text_encoder_pretrained,
+            "text_encoder_sha256": text_encoder_fingerprint(config.text_encoder, config.text_encoder_pretrained),
+            "max_text_chunks": config.max_text_chunks,
+            "image_size": config.image_size,
+            "vae": str(Path(config.vae).resolve()) if config.vae else None,
+            "weights": "ema",
+            "training": {key: value for key, value in asdict(config).items() if key not in ("threads", "ray_address")},
+        }
+        TextToImage(averaged, self.conditioner, self.codec, dict(self.scheduler.config), info).save(self.out / "model")
+
+    def summary_extra(self) -> dict:
+        return {"text_cut": getattr(getattr(self, "conditioner", None), "cut", None)}
