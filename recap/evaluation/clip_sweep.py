@@ -11,13 +11,11 @@ to OUT/sweep.md and OUT/sweep.json.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tqdm import tqdm
-
+from recap.evaluation.p_runs import check_p_values, identity, run_config, run_each_p, threads_each
 from recap.evaluation.retrieval import evaluate, world_sets
 from recap.io_utils import write_json_atomic
 from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
@@ -41,13 +39,7 @@ class ClipSweepConfig:
     parallel: int = 1  # p runs at once, each in its own process with cores / parallel torch threads
 
     def __post_init__(self) -> None:
-        if self.parallel < 1:
-            raise ValueError(f"parallel must be >= 1, got {self.parallel}")
-        if not self.p_values or len(set(self.p_values)) != len(self.p_values):
-            raise ValueError(f"p_values must be distinct values in [0, 1], got {self.p_values}")
-        for p in self.p_values:
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"p_values must be in [0, 1], got {p}")
+        check_p_values(self.p_values, self.parallel)
         if not (Path(self.eval) / "truth.parquet").exists():
             raise ValueError(f"--eval {self.eval} is not a world split folder (no truth.parquet)")
 
@@ -56,21 +48,7 @@ class ClipSweepConfig:
         return Path(self.training.out)
 
     def run_config(self, p: float) -> ClipTrainingConfig:
-        return replace(self.training, out=str(self.out / f"p-{p:.2f}"), p_original=p)
-
-
-def _identity(training_config: dict) -> dict:
-    """What makes two runs the same run: the training config without its thread count (which changes speed only)."""
-    return {key: value for key, value in training_config.items() if key != "threads"}
-
-
-def _finished(run: ClipTrainingConfig) -> dict | None:
-    """The stored result of a run with exactly this training config, or None."""
-    path = Path(run.out) / RESULT_FILE
-    if not path.exists():
-        return None
-    result = json.loads(path.read_text())
-    return result if _identity(result.get("training_config", {})) == _identity(asdict(run)) else None
+        return run_config(self.training, self.out, p)
 
 
 def train_and_evaluate(run: ClipTrainingConfig, eval_split: str, *, progress: bool = False) -> dict:
@@ -98,10 +76,6 @@ def train_and_evaluate(run: ClipTrainingConfig, eval_split: str, *, progress: bo
 def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
     """Train and evaluate every p (skipping finished ones; `parallel` of them at once, each in its own process),
     then write OUT/sweep.json and OUT/sweep.md."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
     from recap.training.clip_training import model_image_size
     from recap.training.trainer import world_split_as_shards
 
@@ -109,37 +83,24 @@ def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
     config.out.mkdir(parents=True, exist_ok=True)
     # made once, shared by every p
     training = world_split_as_shards(config.training, config.out / "data", model_image_size(config.training.model))
-    if config.parallel > 1 and not training.threads:
-        training = replace(training, threads=max(1, (os.cpu_count() or 1) // config.parallel))
+    training = threads_each(training, config.parallel)
     config = replace(config, training=training)
-    results: dict[float, dict] = {}
-    todo = []
-    for p in config.p_values:
-        run = config.run_config(p)
-        finished = _finished(run)
-        if finished is not None:
-            results[p] = finished
-            if progress:
-                tqdm.write(f"p={p:.2f}: finished earlier ({Path(run.out) / RESULT_FILE}), skipped")
-        else:
-            todo.append(run)
-    bar = tqdm(total=len(todo), desc="clip-sweep", unit="p", disable=not progress)
-    if config.parallel == 1:
-        for run in todo:
-            results[run.p_original] = train_and_evaluate(run, config.eval, progress=progress)
-            bar.update(1)
-    elif todo:
-        with ProcessPoolExecutor(max_workers=config.parallel, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(train_and_evaluate, run, config.eval): run for run in todo}
-            for future in as_completed(futures):
-                results[futures[future].p_original] = future.result()
-                bar.update(1)
-    bar.close()
+    results = run_each_p(
+        train_and_evaluate,
+        training,
+        config.out,
+        config.p_values,
+        result_file=RESULT_FILE,
+        parallel=config.parallel,
+        progress=progress,
+        desc="clip-sweep",
+        extra_args=(config.eval,),
+    )
     rows = [results[p] for p in config.p_values]
     sweep = {
         "eval": config.eval,
         "training": {
-            key: value for key, value in _identity(asdict(training)).items() if key not in ("out", "p_original")
+            key: value for key, value in identity(asdict(training)).items() if key not in ("out", "p_original")
         },
         "parallel": config.parallel,
         "rows": [_table_row(result) for result in rows],
