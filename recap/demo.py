@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from recap.ingest.download import DownloadConfig, download_world
 from recap.io_utils import ensure_writable_folder, write_json_atomic
 from recap.report import download_report, quality_table
-from recap.world.generate import WorldConfig, generate_world, truth_by_uid
+from recap.world.generate import WorldConfig, generate_world, load_truth, truth_by_uid
 
 EXAMPLES = 3
 
@@ -111,6 +111,25 @@ def score_and_curate(out: Path, shards: Path, world: Path) -> tuple[dict, dict]:
     return summary, card
 
 
+def draw_with_shipped_dit(out: Path, eval_split: Path, count: int = 16) -> dict:
+    """The shipped p=0 Recap-DiT draws the first `count` ground-truth captions of the eval split (seed 0); the
+    shipped judge reads the images. Returns the judged scores and the grid's path."""
+    from recap.evaluation.image_grid import save_grid
+    from recap.evaluation.t2i_eval import prompt_attribute_scores
+    from recap.models.assets import shipped_t2i
+    from recap.models.judge import judge_images, load_judge, shipped_judge
+    from recap.models.t2i import load_t2i
+    from recap.world.scene import Scene
+
+    truth = load_truth(eval_split.parent, eval_split.name).slice(0, count).to_pylist()
+    prompts = [row["caption"] for row in truth]
+    images = load_t2i(shipped_t2i()).generate(prompts, seed=0)
+    judge = load_judge(shipped_judge())
+    scenes = [Scene.from_json(row["scene"]) for row in truth]
+    scores = prompt_attribute_scores(scenes, judge_images(judge, images), list(judge.vocabulary.positions))
+    return {"prompt_attribute": scores, "grid": str(save_grid(out / "grid.png", images, prompts, columns=8))}
+
+
 def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, retrain_captioner: bool = False) -> dict:
     """World, download, recaption the web split through the Ray job, score and curate it, caption the held-out
     eval split; print and return a summary."""
@@ -122,12 +141,12 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
     world, shards = out / "world", out / "shards"
     timings = {}
 
-    print(f"[1/6] generating the embedded world ({size} web images, seed {seed}) in {world}")
+    print(f"[1/7] generating the embedded world ({size} web images, seed {seed}) in {world}")
     t0 = time.perf_counter()
     manifest = generate_world(WorldConfig(size=size, seed=seed), world, overwrite=True)
     timings["world_s"] = round(time.perf_counter() - t0, 1)
 
-    print(f"[2/6] downloading the web split with img2dataset from a local server into {shards}")
+    print(f"[2/7] downloading the web split with img2dataset from a local server into {shards}")
     t0 = time.perf_counter()
     if shards.exists():
         shutil.rmtree(shards)  # a fresh world may differ from the one these shards came from
@@ -143,22 +162,27 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
     reconciliation = reconcile_download(world, "web", shards)
 
     model = _captioner_path(out, retrain_captioner, timings)
-    print(f"[3/6] recaptioning the downloaded web shards with the Ray Data job into {out / 'captions'}")
+    print(f"[3/7] recaptioning the downloaded web shards with the Ray Data job into {out / 'captions'}")
     t0 = time.perf_counter()
     job, web_quality, examples = recaption_web_split(out, shards, world, model)
     timings["recaption_job_s"] = round(time.perf_counter() - t0, 1)
 
-    print(f"[4/6] scoring both captions with the reference CLIP (Ray Data job) into {out / 'scored'}")
-    print(f"[5/6] curating the scored tables (DataComp's CLIP-score top 30%) into {out / 'release'}")
+    print(f"[4/7] scoring both captions with the reference CLIP (Ray Data job) into {out / 'scored'}")
+    print(f"[5/7] curating the scored tables (DataComp's CLIP-score top 30%) into {out / 'release'}")
     t0 = time.perf_counter()
     scoring, card = score_and_curate(out, shards, world)
     timings["score_and_curate_s"] = round(time.perf_counter() - t0, 1)
 
-    print("[6/6] captioning the held-out eval split (the captioner's own quality check)")
+    print("[6/7] captioning the held-out eval split (the captioner's own quality check)")
     t0 = time.perf_counter()
     captioner = load_captioner(CaptionerConfig(model=str(model), batch_size=32, device="cpu"))
     rows, caption_quality = caption_world_split(captioner, world, "eval")
     timings["eval_captioning_s"] = round(time.perf_counter() - t0, 1)
+
+    print(f"[7/7] drawing eval-split captions with the shipped Recap-DiT (p=0) into {out / 'dit'}")
+    t0 = time.perf_counter()
+    drawing = draw_with_shipped_dit(out / "dit", world / "eval")
+    timings["dit_samples_s"] = round(time.perf_counter() - t0, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
 
     web = manifest["splits"]["web"]
@@ -176,6 +200,7 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
         "release": {key: card[key] for key in ("rows_in", "rows_kept", "funnel", "clip_score", "world_quality")},
         "web_recaption_quality": web_quality,
         "captioner_quality_eval": caption_quality,
+        "dit_samples": drawing,
         "timings": timings,
     }
     write_json_atomic(out / "demo_summary.json", result)
@@ -215,6 +240,12 @@ def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, ret
     print(f"  = {card['rows_kept']} kept; data card: {out / 'release' / 'data_card.md'}\n")
     print(f"held-out eval split ({len(rows)} images), captioner {model}:")
     print(quality_table({"alt-text": caption_quality["alt-text"], "recaption": caption_quality["recaption"]}))
+    judged = drawing["prompt_attribute"]
+    print(
+        f"\nRecap-DiT (shipped, p=0) on {judged['images']} eval captions: {100 * judged['object_accuracy']:.1f}% of "
+        f"the {judged['objects']} prompted objects drawn in their cell with the right shape, colour and size "
+        f"(judge); grid with prompts: {drawing['grid']}"
+    )
     print(
         f"\noutputs: world {world}, shards {shards}, captions {out / 'captions'}, scored {out / 'scored'}, "
         f"release {out / 'release'}, summary {out / 'demo_summary.json'}"

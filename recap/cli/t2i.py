@@ -13,11 +13,10 @@ def add_t2i_parsers(subparsers) -> None:
     _add_train_t2i_parser(subparsers)
     _add_sample_parser(subparsers)
     _add_eval_t2i_parser(subparsers)
+    _add_t2i_sweep_parser(subparsers)
 
 
 def _add_train_t2i_parser(subparsers) -> None:
-    from recap.cli import add_training_arguments
-    from recap.models.t2i import DIT_PRESETS, SHIPPED_TEXT_ENCODER
     from recap.training.t2i_training import T2ITrainingConfig
 
     defaults = T2ITrainingConfig(train="", out="")
@@ -27,14 +26,23 @@ def _add_train_t2i_parser(subparsers) -> None:
         description="Train diffusers' PixArt DiT, conditioned on the per-token output of a frozen open_clip text "
         "tower (the shipped reference CLIP by default), on webdataset shards joined with their caption table, or "
         "on a world split. The data path and caption mixing are train-clip's: each sample's text is the original "
-        "caption with probability --p-original, else the recaption. DDPM noise-prediction loss, caption dropout "
-        "for classifier-free guidance, EMA weights, warm-up + cosine learning rate. Pixel space at --image-size "
-        "(the world: 32 px); with --vae, the latents of a local diffusers AutoencoderKL folder (real data). "
+        "caption with probability --p-original, else the recaption. DDPM loss on v (or noise) targets, caption "
+        "dropout for classifier-free guidance, EMA weights, warm-up + cosine learning rate. Pixel space at "
+        "--image-size (the world: 32 px); with --vae, the latents of a local diffusers AutoencoderKL folder (real data). "
         "Rerunning with the same --out resumes. The result, OUT/model, is what `recap sample` and `recap "
         "eval-t2i` load.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
+    _add_dit_arguments(parser, defaults)
+    parser.set_defaults(handler=_run_train_t2i)
+
+
+def _add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options train-t2i and t2i-sweep share (named like T2ITrainingConfig's fields)."""
+    from recap.cli import add_training_arguments
+    from recap.models.t2i import DIT_PRESETS, PREDICTIONS, SHIPPED_TEXT_ENCODER
+
     add_training_arguments(parser, defaults)
     parser.add_argument("--model", default=defaults.model, choices=sorted(DIT_PRESETS), help="DiT size")
     parser.add_argument(
@@ -47,7 +55,7 @@ def _add_train_t2i_parser(subparsers) -> None:
     parser.add_argument("--vae", help="local diffusers AutoencoderKL folder: train in its latent space")
     parser.add_argument("--caption-dropout", type=float, default=defaults.caption_dropout)
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
-    parser.set_defaults(handler=_run_train_t2i)
+    parser.add_argument("--prediction", default=defaults.prediction, choices=PREDICTIONS, help="what the DiT outputs")
 
 
 def _run_train_t2i(args: argparse.Namespace) -> int:
@@ -62,15 +70,19 @@ def _run_train_t2i(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_generation_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_generation_arguments(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """How images are drawn; in t2i-sweep, whose training takes --steps, --seed and --batch-size, these are
+    --eval-steps, --eval-seed and --eval-batch-size."""
     from recap.models.t2i import SCHEDULERS
 
+    prefix = "--eval-" if sweep else "--"
     parser.add_argument("--scale", type=float, default=4.0, help="classifier-free guidance scale")
-    parser.add_argument("--steps", type=int, default=20, help="sampling steps")
+    parser.add_argument(f"{prefix}steps", type=int, default=20, help="sampling steps")
     parser.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
-    parser.add_argument("--seed", type=int, default=0, help="image i starts from the noise of seed + i")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument(f"{prefix}seed", type=int, default=0, help="image i starts from the noise of seed + i")
+    parser.add_argument(f"{prefix}batch-size", type=int, default=64, help="images drawn at once")
+    if not sweep:
+        parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
 
 def _add_sample_parser(subparsers) -> None:
@@ -187,8 +199,16 @@ def _add_eval_t2i_parser(subparsers) -> None:
     parser.add_argument(
         "--model", dest="models", action="append", required=True, help="model folder or LABEL=FOLDER (repeatable)"
     )
-    parser.add_argument("--eval", required=True, help="world eval split folder (with truth.parquet)")
     parser.add_argument("--out", required=True, help="folder for eval.json, eval.md and the grids")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_eval_arguments(parser, defaults)
+    _add_generation_arguments(parser)
+    parser.set_defaults(handler=_run_eval_t2i)
+
+
+def _add_eval_arguments(parser: argparse.ArgumentParser, defaults) -> None:
+    """The options eval-t2i and t2i-sweep share (named like T2IEvalConfig's fields)."""
+    parser.add_argument("--eval", required=True, help="world eval split folder (with truth.parquet)")
     parser.add_argument("--prompt-table", help="caption table of the eval images to prompt with (joined on uid)")
     parser.add_argument("--prompt-column", default=defaults.prompt_column, help="caption = the ground truth")
     parser.add_argument("--limit", type=int, default=defaults.limit, help="eval images (prompts) to use")
@@ -198,9 +218,6 @@ def _add_eval_t2i_parser(subparsers) -> None:
     parser.add_argument("--negative-limit", type=int, default=defaults.negative_limit, help="prompts per check")
     parser.add_argument("--negative-colour", default=defaults.negative_colour)
     parser.add_argument("--negative-scale", type=float, help="Perp-Neg's scale for the negative (default: --scale)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_generation_arguments(parser)
-    parser.set_defaults(handler=_run_eval_t2i)
 
 
 def _run_eval_t2i(args: argparse.Namespace) -> int:
@@ -211,4 +228,54 @@ def _run_eval_t2i(args: argparse.Namespace) -> int:
     report = T2IEvaluator(config, progress=not args.quiet).run()
     print((Path(config.out) / "eval.md").read_text().split("\n## ")[0].strip())
     print(f"\nwrote {Path(config.out) / 'eval.json'} and eval.md ({report['seconds']} s)")
+    return 0
+
+
+def _add_t2i_sweep_parser(subparsers) -> None:
+    from recap.evaluation.t2i_eval import T2IEvalConfig
+    from recap.evaluation.t2i_sweep import DEFAULT_P_VALUES
+    from recap.training.t2i_training import T2ITrainingConfig
+
+    parser = subparsers.add_parser(
+        "t2i-sweep",
+        help="train the DiT at p=0 and p=1 (or any p) on the same data and seed, evaluate them, check the claims",
+        description="Train one DiT per p in --p-values on the same shards, caption table, steps and seed (each a "
+        "`recap train-t2i` run in OUT/p-P.PP, resumable; a p trained earlier with the same options is skipped), "
+        "--parallel of them at once with the cores split between them; then `recap eval-t2i` on all of them into "
+        "OUT/eval (same prompts, same seed), and the paper's Table 7 claims checked in OUT/sweep.md: p=0 beats "
+        "p=1 on judged prompt-attribute accuracy (by >= 15 points on the world) and on CLIP score.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--p-values", default=",".join(str(p) for p in DEFAULT_P_VALUES), help="comma-separated shares of originals"
+    )
+    parser.add_argument("--parallel", type=int, default=2, help="p trained at once, each in its own process")
+    _add_dit_arguments(parser, T2ITrainingConfig(train="", out=""))
+    _add_eval_arguments(parser, T2IEvalConfig(models=["x"], eval="", out=""))
+    _add_generation_arguments(parser, sweep=True)
+    parser.set_defaults(handler=_run_t2i_sweep)
+
+
+def _run_t2i_sweep(args: argparse.Namespace) -> int:
+    from recap.cli import config_from_args
+    from recap.evaluation.t2i_eval import T2IEvalConfig
+    from recap.evaluation.t2i_sweep import T2ISweepConfig, run_t2i_sweep
+    from recap.training.t2i_training import T2ITrainingConfig
+
+    try:
+        p_values = tuple(float(value) for value in args.p_values.split(","))
+    except ValueError:
+        raise RecapError(f"--p-values must be comma-separated numbers, got {args.p_values!r}") from None
+    training = config_from_args(T2ITrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
+    generation = {name: getattr(args, f"eval_{name}") for name in ("steps", "seed", "batch_size")}
+    evaluation = config_from_args(
+        T2IEvalConfig, argparse.Namespace(**{**vars(args), **generation}, models=["pending"], threads=0)
+    )
+    try:
+        config = T2ISweepConfig(training=training, evaluation=evaluation, p_values=p_values, parallel=args.parallel)
+    except ValueError as error:
+        raise RecapError(str(error)) from None
+    sweep = run_t2i_sweep(config, progress=not args.quiet)
+    print((Path(args.out) / "sweep.md").read_text())
+    print(f"wrote {Path(args.out) / 'sweep.json'} ({sweep['seconds_this_run'] / 60:.1f} min this run)")
     return 0

@@ -4,13 +4,15 @@
     images = model.generate(["A small red heart is in the top left."], seed=0)     # (1, 32, 32, 3) uint8
 
 The denoiser is `diffusers.PixArtTransformer2DModel` (a DiT with adaLN-single and cross-attention to text
-tokens), predicting noise under diffusers' DDPM schedule; sampling uses diffusers' DDIM or DPM-Solver with
-classifier-free guidance (`recap.models.guidance`: plain, a negative prompt, Perp-Neg). The text condition is
-the per-token output of an open_clip text tower (the shipped reference CLIP by default), frozen. A text longer
-than the tower's context is split at sentence ends into chunks that fit, each encoded alone and the token
-sequences joined (as long-prompt tools for Stable Diffusion do), so a four-sentence recaption is not cut after
-its second object; a single sentence longer than the context is cut, and counted. Pixel space for the world
-(32 px, patch 4); latent space with a local diffusers `AutoencoderKL` folder for real data.
+tokens), trained under diffusers' DDPM schedule to predict the velocity v (or the noise, as DiT does; on the
+world the noise target left a 500-step model drawing the mean image, its text ignored). Sampling uses
+diffusers' DDIM or DPM-Solver with classifier-free guidance (`recap.models.guidance`: plain, a negative prompt,
+Perp-Neg). The text condition is the per-token output of an open_clip text tower (the shipped reference CLIP by
+default), frozen. A text longer than the tower's context is split at sentence ends into chunks that fit, each
+encoded alone and the token sequences joined (as long-prompt tools for Stable Diffusion do), so a four-sentence
+recaption is not cut after its second object; a single sentence longer than the context is cut, and counted.
+Pixel space for the world (32 px, patch 4); latent space with a local diffusers `AutoencoderKL` folder for real
+data.
 
 A model folder holds `transformer/` and `scheduler/` (diffusers `save_pretrained` folders; the transformer's
 weights are the EMA weights) and `recap_t2i.json`: the text encoder (a path, or `shipped:clip-tiny`) with the
@@ -180,14 +182,32 @@ def new_denoiser(preset: str, *, sample_size: int, channels: int, caption_channe
     )
 
 
-def training_scheduler(latent: bool):
+PREDICTIONS = ("v_prediction", "epsilon")
+
+
+def training_scheduler(latent: bool, prediction: str = "v_prediction"):
     """DDPM with 1,000 steps; the cosine schedule for pixels (the linear one leaves small images nearly clean
-    at mid steps), the linear one of latent-diffusion models for latents."""
+    at mid steps), the scaled linear one of latent-diffusion models for latents. `prediction` is what the
+    denoiser outputs: "v_prediction" (Salimans and Ho's velocity, well scaled at every noise level) or "epsilon"
+    (the noise, as DiT and PixArt; its image estimate is poor at the noisiest steps until trained long)."""
     from diffusers import DDPMScheduler
 
+    if prediction not in PREDICTIONS:
+        raise RecapError(f"unknown prediction {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
     if latent:
-        return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False)
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True)
+        return DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule="scaled_linear", clip_sample=False, prediction_type=prediction
+        )
+    return DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True, prediction_type=prediction
+    )
+
+
+def training_target(scheduler, clean, noise, timesteps):
+    """What the denoiser learns to output for `scheduler`'s prediction type."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(clean, noise, timesteps)
+    return noise
 
 
 def sampling_scheduler(name: str, training_config: dict):
@@ -244,7 +264,7 @@ class ImageCodec:
 
 
 def denoise(transformer, x, timesteps, features, mask):
-    """One denoiser call: the predicted noise for `x` at `timesteps` given text features and their mask."""
+    """One denoiser call: its prediction (noise or velocity) for `x` at `timesteps` given text features and mask."""
     return transformer(
         x,
         encoder_hidden_states=features,

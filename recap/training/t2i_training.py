@@ -4,9 +4,9 @@
 
 The data path and the caption mixing are train-clip's (`trainer.py`: the job's reader and decode stage, the
 paper's `p_original`, resume, Ray Train workers); what is the DiT's: diffusers' PixArt DiT on a frozen open_clip
-text tower (`recap.models.t2i`), DDPM noise-prediction loss, caption dropout (the empty caption, so that the
-model learns the unconditional prediction classifier-free guidance needs), and EMA weights (diffusers'
-`EMAModel` with its warm-up, which suits short runs), exported as the model folder's weights.
+text tower (`recap.models.t2i`), the DDPM loss on velocity (or noise) targets, caption dropout (the empty
+caption, so that the model learns the unconditional prediction classifier-free guidance needs), and EMA
+weights (diffusers' `EMAModel` with its warm-up, which suits short runs), exported as the model's weights.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class T2ITrainingConfig(MixedCaptionConfig):
     ema_decay: float = 0.9999  # the ceiling: with warm-up the decay is 1 - (1 + step) ** -0.75 below it
     weight_decay: float = 0.0
     max_text_chunks: int = 4
+    prediction: str = "v_prediction"  # or "epsilon"
     batch_size: int = 32
     learning_rate: float = 5e-4
 
@@ -67,7 +68,7 @@ class T2ITrainer(MixedCaptionTrainer):
             config.text_encoder, pretrained=config.text_encoder_pretrained, max_chunks=config.max_text_chunks
         )
         self.codec = ImageCodec(config.image_size, config.vae)
-        self.scheduler = training_scheduler(latent=config.vae is not None)
+        self.scheduler = training_scheduler(latent=config.vae is not None, prediction=config.prediction)
         transformer = new_denoiser(
             config.model,
             sample_size=self.codec.sample_size,
@@ -85,7 +86,7 @@ class T2ITrainer(MixedCaptionTrainer):
         return self.torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
     def loss(self, model, images: np.ndarray, texts: list[str], step: int, rank: int):
-        from recap.models.t2i import denoise
+        from recap.models.t2i import denoise, training_target
 
         torch, config = self.torch, self.config
         # Noise, timesteps and dropout from (seed, rank, step): a resumed run draws what an unbroken one would.
@@ -99,7 +100,8 @@ class T2ITrainer(MixedCaptionTrainer):
         noise = torch.randn(clean.shape, generator=generator)
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(texts),), generator=generator)
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
-        return torch.nn.functional.mse_loss(denoise(model, noisy, timesteps, features, mask), noise)
+        target = training_target(self.scheduler, clean, noise, timesteps)
+        return torch.nn.functional.mse_loss(denoise(model, noisy, timesteps, features, mask), target)
 
     def after_step(self, model) -> None:
         self.ema.step(model.parameters())
