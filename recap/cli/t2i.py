@@ -28,7 +28,8 @@ def _add_train_t2i_parser(subparsers) -> None:
         "on a world split. The data path and caption mixing are train-clip's: each sample's text is the original "
         "caption with probability --p-original, else the recaption. DDPM loss on v (or noise) targets, caption "
         "dropout for classifier-free guidance, EMA weights, warm-up + cosine learning rate. Pixel space at "
-        "--image-size (the world: 32 px); with --vae, the latents of a local diffusers AutoencoderKL folder (real data). "
+        "--image-size (the world: 32 px); with --vae, the latents of a local diffusers AutoencoderKL folder (real "
+        "data). "
         "Rerunning with the same --out resumes. The result, OUT/model, is what `recap sample` and `recap "
         "eval-t2i` load.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
