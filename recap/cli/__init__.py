@@ -223,6 +223,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm, help="clip the gradient norm")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument(
         "--workers",

@@ -42,7 +42,7 @@ def _add_train_t2i_parser(subparsers) -> None:
 def _add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     """The options train-t2i and t2i-sweep share (named like T2ITrainingConfig's fields)."""
     from recap.cli import add_training_arguments
-    from recap.models.t2i import DIT_PRESETS, PREDICTIONS, SHIPPED_TEXT_ENCODER
+    from recap.models.t2i import CHUNKINGS, DIT_PRESETS, PREDICTIONS, SHIPPED_TEXT_ENCODER
 
     add_training_arguments(parser, defaults)
     parser.add_argument("--model", default=defaults.model, choices=sorted(DIT_PRESETS), help="DiT size")
@@ -57,6 +57,12 @@ def _add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--caption-dropout", type=float, default=defaults.caption_dropout)
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     parser.add_argument("--prediction", default=defaults.prediction, choices=PREDICTIONS, help="what the DiT outputs")
+    parser.add_argument(
+        "--text-chunking",
+        default=defaults.text_chunking,
+        choices=CHUNKINGS,
+        help="sentences: each sentence through the text tower alone; packed: whole text, split only when too long",
+    )
 
 
 def _run_train_t2i(args: argparse.Namespace) -> int:
@@ -270,7 +276,7 @@ def _run_t2i_sweep(args: argparse.Namespace) -> int:
     training = config_from_args(T2ITrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
     generation = {name: getattr(args, f"eval_{name}") for name in ("steps", "seed", "batch_size")}
     evaluation = config_from_args(
-        T2IEvalConfig, argparse.Namespace(**{**vars(args), **generation}, models=["pending"], threads=0)
+        T2IEvalConfig, argparse.Namespace(**{**vars(args), **generation, "models": ["pending"], "threads": 0})
     )
     try:
         config = T2ISweepConfig(training=training, evaluation=evaluation, p_values=p_values, parallel=args.parallel)

@@ -4,15 +4,15 @@
     images = model.generate(["A small red heart is in the top left."], seed=0)     # (1, 32, 32, 3) uint8
 
 The denoiser is `diffusers.PixArtTransformer2DModel` (a DiT with adaLN-single and cross-attention to text
-tokens), trained under diffusers' DDPM schedule to predict the velocity v (or the noise, as DiT does; on the
-world the noise target left a 500-step model drawing the mean image, its text ignored). Sampling uses
-diffusers' DDIM or DPM-Solver with classifier-free guidance (`recap.models.guidance`: plain, a negative prompt,
-Perp-Neg). The text condition is the per-token output of an open_clip text tower (the shipped reference CLIP by
-default), frozen. A text longer than the tower's context is split at sentence ends into chunks that fit, each
-encoded alone and the token sequences joined (as long-prompt tools for Stable Diffusion do), so a four-sentence
-recaption is not cut after its second object; a single sentence longer than the context is cut, and counted.
-Pixel space for the world (32 px, patch 4); latent space with a local diffusers `AutoencoderKL` folder for real
-data.
+tokens), trained under diffusers' DDPM schedule to predict the clean image (on the world: the noise or velocity
+targets of DiT and later models made a small pixel-space model spend its steps on per-pixel noise; see
+benchmarks/RESULTS.md), the velocity, or the noise. Sampling uses diffusers' DDIM or DPM-Solver with
+classifier-free guidance (`recap.models.guidance`: plain, a negative prompt, Perp-Neg). The text condition is
+the per-token output of an open_clip text tower (the shipped reference CLIP by default), frozen. A text longer
+than the tower's context is split at sentence ends into chunks that fit, each encoded alone and the token
+sequences joined (as long-prompt tools for Stable Diffusion do), so a four-sentence recaption is not cut after
+its second object; a single sentence longer than the context is cut, and counted. Pixel space for the world
+(32 px, 8-px patches); latent space with a local diffusers `AutoencoderKL` folder for real data.
 
 A model folder holds `transformer/` and `scheduler/` (diffusers `save_pretrained` folders; the transformer's
 weights are the EMA weights) and `recap_t2i.json`: the text encoder (a path, or `shipped:clip-tiny`) with the
@@ -45,6 +45,18 @@ DIT_PRESETS: dict[str, dict] = {
         "num_attention_heads": 6,
         "attention_head_dim": 32,
     },
+    "recap-dit-tiny-8": {  # the tiny one on 8x8 patches: 16 tokens at 32 px
+        "patch_size": 8,
+        "num_layers": 6,
+        "num_attention_heads": 6,
+        "attention_head_dim": 32,
+    },
+    "recap-dit-mini": {
+        "patch_size": 4,
+        "num_layers": 4,
+        "num_attention_heads": 4,
+        "attention_head_dim": 32,
+    },
     "dit-b-4": {
         "patch_size": 4,
         "num_layers": 12,
@@ -54,6 +66,7 @@ DIT_PRESETS: dict[str, dict] = {
 }
 SCHEDULERS = ("ddim", "dpm", "ddpm")
 GUIDANCE_MODES = ("cfg", "negative", "perp-neg")
+CHUNKINGS = ("packed", "sentences")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -69,12 +82,21 @@ class TextConditioner:
     do not fit the context are split into sentence chunks (at most `max_chunks`); `cut` counts texts the tower
     saw cut (a sentence too long for the context, or more chunks than `max_chunks`)."""
 
-    def __init__(self, reference: str = SHIPPED_TEXT_ENCODER, *, pretrained: str | None = None, max_chunks: int = 4):
+    def __init__(
+        self,
+        reference: str = SHIPPED_TEXT_ENCODER,
+        *,
+        pretrained: str | None = None,
+        max_chunks: int = 4,
+        chunking: str = "packed",
+    ):
         import torch
 
         from recap.models.clip import load_clip
 
-        self.reference, self.pretrained, self.max_chunks = reference, pretrained, max_chunks
+        if chunking not in CHUNKINGS:
+            raise RecapError(f"unknown text chunking {chunking!r}; choose one of {', '.join(CHUNKINGS)}")
+        self.reference, self.pretrained, self.max_chunks, self.chunking = reference, pretrained, max_chunks, chunking
         self.model, _, self.tokenizer = load_clip(str(resolve_text_encoder(reference)), pretrained=pretrained)
         self.model.requires_grad_(False)
         self.tower = getattr(self.model, "text", self.model)  # CustomTextCLIP keeps its tower in .text
@@ -89,19 +111,25 @@ class TextConditioner:
         self.torch = torch
 
     def chunks(self, text: str) -> list[str]:
-        """`text` packed greedily into sentence groups that each fit the context (one chunk if it fits)."""
+        """`text` as the chunks the tower encodes one by one. "packed": one chunk if it fits, else sentences packed
+        greedily into chunks that fit. "sentences": one chunk per sentence (each object of a world caption is
+        then summed up at its own end token), packed as above only when there are more than `max_chunks`."""
         from recap.models.clip import text_token_counts
 
         text = text or ""
-        if text_token_counts(self.tokenizer, [text])[0] <= self.context_length:
+        sentences = split_sentences(text)
+        if self.chunking == "sentences" and len(sentences) <= self.max_chunks:
+            chunks = sentences
+        elif text_token_counts(self.tokenizer, [text])[0] <= self.context_length:
             return [text]
-        chunks: list[str] = []
-        for sentence in split_sentences(text):
-            candidate = f"{chunks[-1]} {sentence}" if chunks else sentence
-            if chunks and text_token_counts(self.tokenizer, [candidate])[0] <= self.context_length:
-                chunks[-1] = candidate
-            else:
-                chunks.append(sentence)
+        else:
+            chunks = []
+            for sentence in sentences:
+                candidate = f"{chunks[-1]} {sentence}" if chunks else sentence
+                if chunks and text_token_counts(self.tokenizer, [candidate])[0] <= self.context_length:
+                    chunks[-1] = candidate
+                else:
+                    chunks.append(sentence)
         cut = len(chunks) > self.max_chunks
         cut = cut or any(count > self.context_length for count in text_token_counts(self.tokenizer, chunks))
         self.cut += int(cut)
@@ -182,7 +210,7 @@ def new_denoiser(preset: str, *, sample_size: int, channels: int, caption_channe
     )
 
 
-PREDICTIONS = ("v_prediction", "epsilon")
+PREDICTIONS = ("v_prediction", "epsilon", "sample")
 
 
 def training_scheduler(latent: bool, prediction: str = "v_prediction"):
@@ -207,6 +235,8 @@ def training_target(scheduler, clean, noise, timesteps):
     """What the denoiser learns to output for `scheduler`'s prediction type."""
     if scheduler.config.prediction_type == "v_prediction":
         return scheduler.get_velocity(clean, noise, timesteps)
+    if scheduler.config.prediction_type == "sample":
+        return clean
     return noise
 
 
@@ -289,7 +319,7 @@ class TextToImage:
         guidance: str = "cfg",
         scale: float = 4.0,
         negative_scale: float | None = None,
-        steps: int = 25,
+        steps: int = 20,
         scheduler: str = "ddim",
         seed: int = 0,
         batch_size: int = 64,
@@ -351,11 +381,16 @@ class TextToImage:
                 progress(len(batch))
         return np.concatenate(out) if out else np.zeros((0, self.codec.image_size, self.codec.image_size, 3), np.uint8)
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, *, half: bool = False) -> Path:
+        """Write the model folder; `half` stores the weights in float16 (half the size; loaded as float32)."""
+        import copy
+
+        import torch
         from diffusers import DDPMScheduler
 
         folder = Path(folder)
-        self.transformer.save_pretrained(folder / "transformer")
+        transformer = copy.deepcopy(self.transformer).to(torch.float16) if half else self.transformer
+        transformer.save_pretrained(folder / "transformer")
         DDPMScheduler.from_config(self.scheduler_config).save_pretrained(folder / "scheduler")
         (folder / T2I_CONFIG).write_text(json.dumps(self.info, indent=2) + "\n")
         return folder
@@ -364,6 +399,7 @@ class TextToImage:
 def load_t2i(folder: str | Path, *, text_encoder: str | None = None) -> TextToImage:
     """A model folder written by `recap train-t2i` (or `TextToImage.save`). The text encoder recorded there is
     loaded and its weights checked against the recorded sha256 (`text_encoder` points elsewhere if it moved)."""
+    import torch
     from diffusers import DDPMScheduler, PixArtTransformer2DModel
 
     folder = Path(folder)
@@ -381,9 +417,14 @@ def load_t2i(folder: str | Path, *, text_encoder: str | None = None) -> TextToIm
             f"but {reference} now holds {found[:12]}...: give the original with --text-encoder (or retrain)"
         )
     conditioner = TextConditioner(
-        reference, pretrained=info.get("text_encoder_pretrained"), max_chunks=info.get("max_text_chunks", 4)
+        reference,
+        pretrained=info.get("text_encoder_pretrained"),
+        max_chunks=info.get("max_text_chunks", 4),
+        chunking=info.get("text_chunking", "packed"),
     )
-    transformer = PixArtTransformer2DModel.from_pretrained(folder / "transformer", low_cpu_mem_usage=False)
+    transformer = PixArtTransformer2DModel.from_pretrained(  # float32 even where the weights are stored in half
+        folder / "transformer", low_cpu_mem_usage=False, torch_dtype=torch.float32
+    )
     scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     codec = ImageCodec(info["image_size"], info.get("vae"))
     return TextToImage(transformer, conditioner, codec, dict(scheduler.config), info)

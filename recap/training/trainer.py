@@ -47,6 +47,7 @@ class MixedCaptionConfig:
     warmup_steps: int = 100
     seed: int = 0
     checkpoint_every: int = 200
+    max_grad_norm: float | None = None  # clip the gradients' global norm to this before each step
     threads: int = 0  # torch CPU threads (0: torch's default)
     workers: int = 1  # 1: this process, no Ray; more: Ray Train workers with DDP, --batch-size rows each
     cpus_per_worker: float = 1.0
@@ -242,6 +243,8 @@ class MixedCaptionTrainer:
                 loss = self.loss(model, np.stack([b[0] for b in batch]), [b[1] for b in batch], step, rank)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 self.after_step(bare)
                 step, images_seen, batch = step + 1, images_seen + config.batch_size, []

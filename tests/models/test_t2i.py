@@ -72,6 +72,16 @@ def test_features_join_chunks_and_mask_the_padding(conditioner):
     assert torch.all(features[1, mask[1] == 0] == 0)  # short texts are padded with zeros past their chunk
 
 
+def test_sentence_chunking_encodes_each_sentence_alone():
+    conditioner = TextConditioner(chunking="sentences")
+    assert conditioner.chunks(LONG) == split_sentences(LONG)  # four sentences, four chunks
+    assert conditioner.chunks("A small red heart. A blue star.") == ["A small red heart.", "A blue star."]
+    many = " ".join(f"Sentence {n}." for n in range(6))  # more than max_chunks: packed instead
+    assert len(conditioner.chunks(many)) == 1
+    with pytest.raises(RecapError, match="unknown text chunking"):
+        TextConditioner(chunking="words")
+
+
 def test_more_chunks_than_allowed_are_counted_as_cut():
     conditioner = TextConditioner(max_chunks=1)
     before = conditioner.cut
@@ -147,3 +157,15 @@ def test_latent_space_through_a_local_autoencoder_folder(conditioner, tmp_path):
     scheduler = training_scheduler(latent=True)
     model = TextToImage(transformer, conditioner, codec, dict(scheduler.config), {"image_size": 32})
     assert model.generate(["A heart."], steps=2).shape == (1, 32, 32, 3)
+
+
+def test_half_precision_folder_loads_as_float32_and_draws_nearly_the_same(tiny_model, tmp_path):
+    model = load_t2i(tiny_model)
+    model.save(tmp_path / "half", half=True)
+    half = load_t2i(tmp_path / "half")
+    assert next(half.transformer.parameters()).dtype == torch.float32
+    size = lambda folder: sum(f.stat().st_size for f in (folder / "transformer").glob("*.safetensors"))  # noqa: E731
+    assert size(tmp_path / "half") < 0.6 * size(tiny_model)
+    prompts = ["A small red heart is in the top left."]
+    full, rounded = model.generate(prompts, steps=3), half.generate(prompts, steps=3)
+    assert np.abs(full.astype(int) - rounded.astype(int)).mean() < 2.0
