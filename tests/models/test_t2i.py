@@ -77,7 +77,9 @@ def test_sentence_chunking_encodes_each_sentence_alone():
     assert conditioner.chunks(LONG) == split_sentences(LONG)  # four sentences, four chunks
     assert conditioner.chunks("A small red heart. A blue star.") == ["A small red heart.", "A blue star."]
     many = " ".join(f"Sentence {n}." for n in range(6))  # more than max_chunks: packed instead
-    assert len(conditioner.chunks(many)) == 1
+    packed = conditioner.chunks(many)
+    assert 1 <= len(packed) < 6 and " ".join(packed) == many
+    assert all(count <= conditioner.context_length for count in text_token_counts(conditioner.tokenizer, packed))
     with pytest.raises(RecapError, match="unknown text chunking"):
         TextConditioner(chunking="words")
 
