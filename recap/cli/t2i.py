@@ -219,6 +219,14 @@ def _add_eval_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--prompt-table", help="caption table of the eval images to prompt with (joined on uid)")
     parser.add_argument("--prompt-column", default=defaults.prompt_column, help="caption = the ground truth")
     parser.add_argument("--limit", type=int, default=defaults.limit, help="eval images (prompts) to use")
+    parser.add_argument(
+        "--scales",
+        type=_floats,
+        default=defaults.scales,
+        help="comma-separated CFG scales: each model uses the one with the best judged object accuracy on "
+        "--validation prompts that follow the eval's (default: --scale for every model)",
+    )
+    parser.add_argument("--validation", type=int, default=defaults.validation, help="prompts to choose --scales on")
     parser.add_argument("--judge", help="judge folder (default: the shipped judge)")
     parser.add_argument("--clip", help="CLIP folder for scores and features (default: the shipped reference CLIP)")
     parser.add_argument("--no-negatives", dest="negatives", action="store_false", help="skip the negative checks")
@@ -236,6 +244,18 @@ def _run_eval_t2i(args: argparse.Namespace) -> int:
     print((Path(config.out) / "eval.md").read_text().split("\n## ")[0].strip())
     print(f"\nwrote {Path(config.out) / 'eval.json'} and eval.md ({report['seconds']} s)")
     return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+# t2i-sweep picks each model's guidance scale on validation prompts among these (the world's sweep chose 2 for
+# p=0 and 4 for p=1; a scale chosen on the eval prompts themselves would flatter the model).
+SWEEP_SCALES = (1.5, 2.0, 3.0, 4.0, 6.0)
 
 
 def _add_t2i_sweep_parser(subparsers) -> None:
@@ -258,7 +278,7 @@ def _add_t2i_sweep_parser(subparsers) -> None:
     )
     parser.add_argument("--parallel", type=int, default=2, help="p trained at once, each in its own process")
     _add_dit_arguments(parser, T2ITrainingConfig(train="", out=""))
-    _add_eval_arguments(parser, T2IEvalConfig(models=["x"], eval="", out=""))
+    _add_eval_arguments(parser, T2IEvalConfig(models=["x"], eval="", out="", scales=SWEEP_SCALES))
     _add_generation_arguments(parser, sweep=True)
     parser.set_defaults(handler=_run_t2i_sweep)
 

@@ -46,6 +46,11 @@ class T2IEvalConfig:
     judge: str | None = None  # a judge folder; None: the shipped one
     clip: str | None = None  # the CLIP for scores and features; None: the shipped reference CLIP
     scale: float = 4.0
+    # Guidance scales to choose from per model, on `validation` prompts that follow the eval's (the eval split's
+    # images `limit` .. `limit + validation`): the scale with the best judged object accuracy is used for the
+    # eval. None: `scale` for every model.
+    scales: tuple[float, ...] | None = None
+    validation: int = 200
     steps: int = 20
     scheduler: str = "ddim"
     seed: int = 0
@@ -145,11 +150,21 @@ class T2IEvaluator:
         self.positions = list(self.judge.vocabulary.positions)
         self.clip, _, self.tokenizer = load_clip(str(config.clip or shipped_clip()))
         size = self.judge.vocabulary.image_size
-        real = load_pairs(config.eval, size, limit=config.limit, progress=progress)
+        extra = config.validation if config.scales else 0
+        real = load_pairs(config.eval, size, limit=config.limit + extra, progress=progress)
         if real.scenes is None:
             raise RecapError(f"{config.eval} is not a world split with ground-truth scenes (truth.parquet)")
-        self.uids, self.real_images = real.uids, real.images
-        self.scenes = [Scene.from_json(text) for text in real.scenes]
+        scenes = [Scene.from_json(text) for text in real.scenes]
+        if extra:
+            if len(real.uids) < config.limit + extra:
+                raise RecapError(
+                    f"{config.eval} has {len(real.uids)} images: not enough for {config.limit} eval and {extra} "
+                    "validation prompts (lower --limit or --validation)"
+                )
+            self.validation = (real.captions[config.limit :], scenes[config.limit :])
+            real.captions, scenes = real.captions[: config.limit], scenes[: config.limit]
+            real.uids, real.images = real.uids[: config.limit], real.images[: config.limit]
+        self.uids, self.real_images, self.scenes = real.uids, real.images, scenes
         if config.prompt_table:
             table = pq.read_table(config.prompt_table, columns=["uid", config.prompt_column]).to_pylist()
             by_uid = {row["uid"]: row[config.prompt_column] for row in table}
@@ -190,12 +205,28 @@ class T2IEvaluator:
         scores, _ = clip_scores(self.clip, self.tokenizer, self._clip_input(images), prompts)[0]
         return scores
 
+    def choose_scale(self, label: str, model) -> tuple[float, dict]:
+        """The guidance scale with the best judged object accuracy on the validation prompts (the first of equals),
+        and each scale's accuracy; `scale` itself when no scales are given."""
+        from recap.models.judge import judge_images
+
+        config = self.config
+        if not config.scales:
+            return config.scale, {}
+        prompts, scenes = self.validation
+        tried = {}
+        for scale in config.scales:
+            images = self._generate(model, prompts, f"{label}: validation, scale {scale}", scale=scale)
+            scores = prompt_attribute_scores(scenes, judge_images(self.judge, images), self.positions)
+            tried[scale] = scores["object_accuracy"]
+        return max(tried, key=lambda scale: (tried[scale], -config.scales.index(scale))), tried
+
     def _generate(self, model, prompts: list[str], desc: str, **options) -> np.ndarray:
         config = self.config
+        options.setdefault("scale", self.scale)
         bar = tqdm(total=len(prompts), desc=desc, unit="img", disable=not self.progress, leave=False)
         images = model.generate(
             prompts,
-            scale=config.scale,
             steps=config.steps,
             scheduler=config.scheduler,
             seed=config.seed,
@@ -214,6 +245,8 @@ class T2IEvaluator:
 
         config, out = self.config, Path(self.config.out)
         model = load_t2i(folder)
+        self.scale = config.scale
+        self.scale, tried = self.choose_scale(label, model)
         started = time.perf_counter()
         images = self._generate(model, self.prompts, f"{label}: drawing")
         seconds = time.perf_counter() - started
@@ -223,6 +256,8 @@ class T2IEvaluator:
             "prompt_attribute": prompt_attribute_scores(self.scenes, judged, self.positions),
             "clip_score": float(np.mean(self.clip_scores(images, self.prompts))),
             "frechet_distance": frechet_distance_of(self.clip_features(images), self.real_features),
+            "scale": self.scale,
+            "validation_object_accuracy_by_scale": {str(scale): value for scale, value in tried.items()},
             "text_cut": model.conditioner.cut,
             "draw_seconds": round(seconds, 1),
             "training": model.info.get("training", {}),
@@ -298,24 +333,35 @@ def markdown_report(report: dict) -> str:
     lines = [
         f"# Text-to-image eval: {report['prompts']} prompts ({report['prompt_source']})",
         "",
-        "| model | object accuracy | presence | shape | colour | size | unprompted | CLIP score | FD |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | CFG scale | object accuracy | presence | shape | colour | size | unprompted | CLIP score | FD |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, result in report["models"].items():
         scores = result["prompt_attribute"]
         cells = [scores[name] * 100 for name in ("object_accuracy", "presence", "shape", "colour", "size")]
         cells.append(scores["unprompted_rate"] * 100)
         lines.append(
-            f"| {label} | "
+            f"| {label} | {result['scale']:g} | "
             + " | ".join(f"{value:.1f}" for value in cells)
             + f" | {result['clip_score']:.1f} | {result['frechet_distance']:.2f} |"
         )
     lines += [
-        f"| real images (32 px) | - | - | - | - | - | - | {report['real_images']['clip_score']:.1f} | 0 |",
+        f"| real images (32 px) | - | - | - | - | - | - | - | {report['real_images']['clip_score']:.1f} | 0 |",
         "",
         "Percentages of prompted objects, judged; unprompted: share of empty cells drawn in. CLIP score: 100 x "
         "max(cos, 0) with the reference CLIP; FD: Frechet distance to the real eval images in its embedding space.",
     ]
+    chosen = {label: r["validation_object_accuracy_by_scale"] for label, r in report["models"].items()}
+    if any(chosen.values()):
+        lines += [
+            "",
+            "CFG scale chosen per model by judged object accuracy on the validation prompts (after the eval's): "
+            + "; ".join(
+                f"{label}: " + ", ".join(f"{scale} -> {100 * value:.1f}" for scale, value in tried.items())
+                for label, tried in chosen.items()
+            )
+            + ".",
+        ]
     negatives = {label: result["negatives"] for label, result in report["models"].items() if "negatives" in result}
     if negatives:
         lines += [

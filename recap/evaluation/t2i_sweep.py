@@ -39,8 +39,17 @@ class T2ISweepConfig:
 
     def __post_init__(self) -> None:
         check_p_values(self.p_values, self.parallel)
-        if not (Path(self.evaluation.eval) / "truth.parquet").exists():
+        truth = Path(self.evaluation.eval) / "truth.parquet"
+        if not truth.exists():
             raise ValueError(f"--eval {self.evaluation.eval} is not a world split folder (no truth.parquet)")
+        import pyarrow.parquet as pq
+
+        wanted = self.evaluation.limit + (self.evaluation.validation if self.evaluation.scales else 0)
+        images = pq.ParquetFile(truth).metadata.num_rows
+        if images < wanted:  # said before hours of training, not after
+            raise ValueError(
+                f"--eval {self.evaluation.eval} has {images} images, fewer than --limit + --validation = {wanted}"
+            )
 
     @property
     def out(self) -> Path:

@@ -106,8 +106,13 @@ def test_t2i_sweep_trains_both_p_evaluates_them_and_skips_them_on_a_rerun(small_
     args = ["t2i-sweep", "--train", str(small_world / "sft"), "--eval", str(small_world / "eval"), "--out"]
     args += [str(tmp_path / "sweep"), "--steps", "4", "--warmup-steps", "1", "--batch-size", "8", "--parallel", "1"]
     args += ["--threads", "1", "--limit", "4", "--eval-steps", "2", "--negative-limit", "2", "--quiet"]
+    assert main([*args, "--validation", "100"]) == 2  # 4 + 100 prompts: more than the 40 eval images, said
+    assert not (tmp_path / "sweep").exists()  # before any training
+    args += ["--validation", "6", "--scales", "1,4"]
     assert main(args) == 0
     sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    for model in sweep["eval"]["models"].values():  # each model's scale chosen on the 6 validation prompts
+        assert model["scale"] in (1.0, 4.0) and set(model["validation_object_accuracy_by_scale"]) == {"1.0", "4.0"}
     assert set(sweep["eval"]["models"]) == {"p0.0", "p1.0"}
     claims = sweep["claims"]
     assert isinstance(claims["object_accuracy_holds"], bool) and "clip_score_gain_p0_over_p1" in claims
