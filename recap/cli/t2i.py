@@ -83,7 +83,13 @@ def _add_generation_arguments(parser: argparse.ArgumentParser, *, sweep: bool = 
     from recap.models.t2i import SCHEDULERS
 
     prefix = "--eval-" if sweep else "--"
-    parser.add_argument("--scale", type=float, default=4.0, help="classifier-free guidance scale")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=None if not sweep else 4.0,
+        help="classifier-free guidance scale (sample: "
+        "default the model's recorded scale, else 4; eval with --scales: the fallback when none is given)",
+    )
     parser.add_argument(f"{prefix}steps", type=int, default=20, help="sampling steps")
     parser.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
     parser.add_argument(f"{prefix}seed", type=int, default=0, help="image i starts from the noise of seed + i")

@@ -45,7 +45,7 @@ class T2IEvalConfig:
     limit: int = 300
     judge: str | None = None  # a judge folder; None: the shipped one
     clip: str | None = None  # the CLIP for scores and features; None: the shipped reference CLIP
-    scale: float = 4.0
+    scale: float | None = None  # None: each model's recorded guidance scale, else 4
     # Guidance scales to choose from per model, on `validation` prompts that follow the eval's (the eval split's
     # images `limit` .. `limit + validation`): the scale with the best judged object accuracy is used for the
     # eval. None: `scale` for every model.
@@ -212,7 +212,7 @@ class T2IEvaluator:
 
         config = self.config
         if not config.scales:
-            return config.scale, {}
+            return self.scale, {}
         prompts, scenes = self.validation
         tried = {}
         for scale in config.scales:
@@ -241,11 +241,12 @@ class T2IEvaluator:
         from recap.evaluation.frechet import frechet_distance_of
         from recap.evaluation.image_grid import save_grid
         from recap.models.judge import judge_images
-        from recap.models.t2i import load_t2i
+        from recap.models.t2i import DEFAULT_GUIDANCE_SCALE, load_t2i
 
         config, out = self.config, Path(self.config.out)
         model = load_t2i(folder)
-        self.scale = config.scale
+        recorded = float(model.info.get("guidance_scale", DEFAULT_GUIDANCE_SCALE))
+        self.scale = recorded if config.scale is None else config.scale
         self.scale, tried = self.choose_scale(label, model)
         started = time.perf_counter()
         images = self._generate(model, self.prompts, f"{label}: drawing")

@@ -67,6 +67,7 @@ DIT_PRESETS: dict[str, dict] = {
 SCHEDULERS = ("ddim", "dpm", "ddpm")
 GUIDANCE_MODES = ("cfg", "negative", "perp-neg")
 CHUNKINGS = ("packed", "sentences")
+DEFAULT_GUIDANCE_SCALE = 4.0
 
 
 def split_sentences(text: str) -> list[str]:
@@ -317,7 +318,7 @@ class TextToImage:
         *,
         negative_prompts: list[str] | str | None = None,
         guidance: str = "cfg",
-        scale: float = 4.0,
+        scale: float | None = None,
         negative_scale: float | None = None,
         steps: int = 20,
         scheduler: str = "ddim",
@@ -328,7 +329,8 @@ class TextToImage:
         """uint8 images (N, S, S, 3), image i from the noise of seed `seed + i` whatever the batch it lands in, so
         the same seed gives the same images. `guidance`: "cfg" (the empty prompt as the unconditional branch),
         "negative" (the negative prompt there instead) or "perp-neg" (the negative's part perpendicular to the
-        prompt's direction subtracted with `negative_scale`, default `scale`). `progress(n)` is called per batch."""
+        prompt's direction subtracted with `negative_scale`, default `scale`). `scale` None: the model's recorded
+        `guidance_scale`, else 4. `progress(n)` is called per batch."""
         import torch
 
         from recap.models.guidance import cfg, negative_prompt_cfg, perp_neg_cfg
@@ -341,6 +343,8 @@ class TextToImage:
             raise RecapError(f"{len(negative_prompts)} negative prompts for {len(prompts)} prompts")
         if guidance != "cfg" and not all(negative_prompts):
             raise RecapError(f"guidance {guidance!r} needs a negative prompt for every prompt")
+        if scale is None:  # the scale recorded with the model (chosen on validation prompts), else 4
+            scale = float(self.info.get("guidance_scale", DEFAULT_GUIDANCE_SCALE))
         negative_scale = scale if negative_scale is None else negative_scale
         side, channels = self.codec.sample_size, self.codec.channels
         out = []
