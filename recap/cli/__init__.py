@@ -316,10 +316,7 @@ def _run_clip_sweep(args: argparse.Namespace) -> int:
     from recap.evaluation.clip_sweep import ClipSweepConfig, markdown_table, run_sweep
     from recap.training.clip_training import ClipTrainingConfig
 
-    try:
-        p_values = tuple(float(value) for value in args.p_values.split(","))
-    except ValueError:
-        raise RecapError(f"--p-values must be numbers like 1.0,0.5,0.0, got {args.p_values!r}") from None
+    p_values = p_values_from_args(args)
     training = config_from_args(ClipTrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
     sweep = run_sweep(
         _config(ClipSweepConfig, training=training, eval=args.eval, p_values=p_values, parallel=args.parallel),
@@ -561,6 +558,22 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     run_demo(out=args.out, size=args.size, seed=args.seed, retrain_captioner=args.retrain_captioner)
     return 0
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated numbers ("1.0,0.5,0.0") as a tuple."""
+    try:
+        return tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 1.0,0.5,0.0, got {text!r}") from None
+
+
+def p_values_from_args(args: argparse.Namespace) -> tuple[float, ...]:
+    """--p-values of the sweeps, or a RecapError that shows the expected form."""
+    try:
+        return float_list(args.p_values)
+    except argparse.ArgumentTypeError:
+        raise RecapError(f"--p-values must be numbers like 1.0,0.5,0.0, got {args.p_values!r}") from None
 
 
 def config_from_args(cls, args: argparse.Namespace):

@@ -221,13 +221,15 @@ def _add_eval_t2i_parser(subparsers) -> None:
 
 def _add_eval_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     """The options eval-t2i and t2i-sweep share (named like T2IEvalConfig's fields)."""
+    from recap.cli import float_list
+
     parser.add_argument("--eval", required=True, help="world eval split folder (with truth.parquet)")
     parser.add_argument("--prompt-table", help="caption table of the eval images to prompt with (joined on uid)")
     parser.add_argument("--prompt-column", default=defaults.prompt_column, help="caption = the ground truth")
     parser.add_argument("--limit", type=int, default=defaults.limit, help="eval images (prompts) to use")
     parser.add_argument(
         "--scales",
-        type=_floats,
+        type=float_list,
         default=defaults.scales,
         help="comma-separated CFG scales: each model uses the one with the best judged object accuracy on "
         "--validation prompts that follow the eval's (default: --scale for every model)",
@@ -252,13 +254,6 @@ def _run_eval_t2i(args: argparse.Namespace) -> int:
     return 0
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(value) for value in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 # t2i-sweep picks each model's guidance scale on validation prompts among these (the world's sweep chose 2 for
 # p=0 and 4 for p=1; a scale chosen on the eval prompts themselves would flatter the model).
 SWEEP_SCALES = (1.5, 2.0, 3.0, 4.0, 6.0)
@@ -280,7 +275,9 @@ def _add_t2i_sweep_parser(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--p-values", default=",".join(str(p) for p in DEFAULT_P_VALUES), help="comma-separated shares of originals"
+        "--p-values",
+        default=",".join(str(p) for p in DEFAULT_P_VALUES),
+        help="comma-separated shares of originals",
     )
     parser.add_argument("--parallel", type=int, default=2, help="p trained at once, each in its own process")
     _add_dit_arguments(parser, T2ITrainingConfig(train="", out=""))
@@ -290,24 +287,20 @@ def _add_t2i_sweep_parser(subparsers) -> None:
 
 
 def _run_t2i_sweep(args: argparse.Namespace) -> int:
-    from recap.cli import config_from_args
+    from recap.cli import _config, config_from_args, p_values_from_args
     from recap.evaluation.t2i_eval import T2IEvalConfig
     from recap.evaluation.t2i_sweep import T2ISweepConfig, run_t2i_sweep
     from recap.training.t2i_training import T2ITrainingConfig
 
-    try:
-        p_values = tuple(float(value) for value in args.p_values.split(","))
-    except ValueError:
-        raise RecapError(f"--p-values must be comma-separated numbers, got {args.p_values!r}") from None
+    p_values = p_values_from_args(args)
     training = config_from_args(T2ITrainingConfig, argparse.Namespace(**vars(args), p_original=p_values[0]))
     generation = {name: getattr(args, f"eval_{name}") for name in ("steps", "seed", "batch_size")}
     evaluation = config_from_args(
         T2IEvalConfig, argparse.Namespace(**{**vars(args), **generation, "models": ["pending"], "threads": 0})
     )
-    try:
-        config = T2ISweepConfig(training=training, evaluation=evaluation, p_values=p_values, parallel=args.parallel)
-    except ValueError as error:
-        raise RecapError(str(error)) from None
+    config = _config(
+        T2ISweepConfig, training=training, evaluation=evaluation, p_values=p_values, parallel=args.parallel
+    )
     sweep = run_t2i_sweep(config, progress=not args.quiet)
     print((Path(args.out) / "sweep.md").read_text())
     print(f"wrote {Path(args.out) / 'sweep.json'} ({sweep['seconds_this_run'] / 60:.1f} min this run)")
