@@ -12,10 +12,10 @@ to OUT/sweep.md and OUT/sweep.json.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from recap.evaluation.p_runs import check_p_values, identity, run_config, run_each_p, threads_each
+from recap.evaluation.p_runs import check_p_values, identity, run_config, run_each_p
 from recap.evaluation.retrieval import evaluate, world_sets
 from recap.io_utils import write_json_atomic
 from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
@@ -77,19 +77,16 @@ def run_sweep(config: ClipSweepConfig, *, progress: bool = True) -> dict:
     """Train and evaluate every p (skipping finished ones; `parallel` of them at once, each in its own process),
     then write OUT/sweep.json and OUT/sweep.md."""
     from recap.training.clip_training import model_image_size
-    from recap.training.trainer import world_split_as_shards
 
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
-    # made once, shared by every p
-    training = world_split_as_shards(config.training, config.out / "data", model_image_size(config.training.model))
-    training = threads_each(training, config.parallel)
-    config = replace(config, training=training)
-    results = run_each_p(
+    # a world split is made into shards + table once, shared by every p
+    training, results = run_each_p(
         train_and_evaluate,
-        training,
+        config.training,
         config.out,
         config.p_values,
+        image_size=model_image_size(config.training.model),
         result_file=RESULT_FILE,
         parallel=config.parallel,
         progress=progress,

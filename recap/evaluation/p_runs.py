@@ -58,15 +58,20 @@ def run_each_p(
     out: Path,
     p_values: tuple[float, ...],
     *,
+    image_size: int,
     result_file: str,
     parallel: int = 1,
     progress: bool = True,
     desc: str = "sweep",
     extra_args: tuple = (),
-) -> dict[float, dict]:
-    """`function(run, *extra_args)` for every p not finished earlier; returns p -> result (finished ones read
-    back). `function` must store its result, with `training_config`, in the run folder's `result_file`, and be
-    importable by name (the parallel runs are spawned processes)."""
+) -> tuple[object, dict[float, dict]]:
+    """`function(run, *extra_args)` for every p not finished earlier; returns the shared recipe as run (a world
+    split made into shards + table once, in OUT/data, at `image_size`; the cores split between parallel runs)
+    and p -> result (finished ones read back). `function` must store its result, with `training_config`, in the
+    run folder's `result_file`, and be importable by name (the parallel runs are spawned processes)."""
+    from recap.training.trainer import world_split_as_shards
+
+    training = threads_each(world_split_as_shards(training, out / "data", image_size), parallel)
     results: dict[float, dict] = {}
     todo = []
     for p in p_values:
@@ -90,4 +95,4 @@ def run_each_p(
                 results[futures[future].p_original] = future.result()
                 bar.update(1)
     bar.close()
-    return results
+    return training, results

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from recap.evaluation.clip_sweep import p_label
-from recap.evaluation.p_runs import check_p_values, identity, run_each_p, threads_each
+from recap.evaluation.p_runs import check_p_values, identity, run_each_p
 from recap.evaluation.t2i_eval import T2IEvalConfig, T2IEvaluator, markdown_report
 from recap.io_utils import write_json_atomic
 from recap.training.t2i_training import T2ITrainer, T2ITrainingConfig
@@ -107,17 +107,15 @@ def claims(report: dict, p_values: tuple[float, ...]) -> dict:
 
 def run_t2i_sweep(config: T2ISweepConfig, *, progress: bool = True) -> dict:
     """Train every p (skipping finished ones), evaluate them together, write OUT/sweep.json and OUT/sweep.md."""
-    from recap.training.trainer import world_split_as_shards
 
     started = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
-    training = world_split_as_shards(config.training, config.out / "data", config.training.image_size)
-    training = threads_each(training, config.parallel)
-    trained = run_each_p(
+    training, trained = run_each_p(
         train_one,
-        training,
+        config.training,
         config.out,
         config.p_values,
+        image_size=config.training.image_size,
         result_file=RESULT_FILE,
         parallel=config.parallel,
         progress=progress,
