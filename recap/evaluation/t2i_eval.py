@@ -205,28 +205,28 @@ class T2IEvaluator:
         scores, _ = clip_scores(self.clip, self.tokenizer, self._clip_input(images), prompts)[0]
         return scores
 
-    def choose_scale(self, label: str, model) -> tuple[float, dict]:
+    def choose_scale(self, label: str, model, default: float) -> tuple[float, dict]:
         """The guidance scale with the best judged object accuracy on the validation prompts (the first of equals),
-        and each scale's accuracy; `scale` itself when no scales are given."""
+        and each scale's accuracy; `default` when no scales are given."""
         from recap.models.judge import judge_images
 
         config = self.config
         if not config.scales:
-            return self.scale, {}
+            return default, {}
         prompts, scenes = self.validation
         tried = {}
         for scale in config.scales:
-            images = self._generate(model, prompts, f"{label}: validation, scale {scale}", scale=scale)
+            images = self._generate(model, prompts, f"{label}: validation, scale {scale}", scale)
             scores = prompt_attribute_scores(scenes, judge_images(self.judge, images), self.positions)
             tried[scale] = scores["object_accuracy"]
         return max(tried, key=lambda scale: (tried[scale], -config.scales.index(scale))), tried
 
-    def _generate(self, model, prompts: list[str], desc: str, **options) -> np.ndarray:
+    def _generate(self, model, prompts: list[str], desc: str, scale: float, **options) -> np.ndarray:
         config = self.config
-        options.setdefault("scale", self.scale)
         bar = tqdm(total=len(prompts), desc=desc, unit="img", disable=not self.progress, leave=False)
         images = model.generate(
             prompts,
+            scale=scale,
             steps=config.steps,
             scheduler=config.scheduler,
             seed=config.seed,
@@ -246,10 +246,9 @@ class T2IEvaluator:
         config, out = self.config, Path(self.config.out)
         model = load_t2i(folder)
         recorded = float(model.info.get("guidance_scale", DEFAULT_GUIDANCE_SCALE))
-        self.scale = recorded if config.scale is None else config.scale
-        self.scale, tried = self.choose_scale(label, model)
+        scale, tried = self.choose_scale(label, model, recorded if config.scale is None else config.scale)
         started = time.perf_counter()
-        images = self._generate(model, self.prompts, f"{label}: drawing")
+        images = self._generate(model, self.prompts, f"{label}: drawing", scale)
         seconds = time.perf_counter() - started
         judged = judge_images(self.judge, images)
         result = {
@@ -257,7 +256,7 @@ class T2IEvaluator:
             "prompt_attribute": prompt_attribute_scores(self.scenes, judged, self.positions),
             "clip_score": float(np.mean(self.clip_scores(images, self.prompts))),
             "frechet_distance": frechet_distance_of(self.clip_features(images), self.real_features),
-            "scale": self.scale,
+            "scale": scale,
             "validation_object_accuracy_by_scale": {str(scale): value for scale, value in tried.items()},
             "text_cut": model.conditioner.cut,
             "draw_seconds": round(seconds, 1),
@@ -267,41 +266,46 @@ class T2IEvaluator:
         result["grid"] = str(save_grid(out / "grids" / f"{label}.png", images[:count], self.prompts[:count]))
         np.save(out / f"{label}-images.npy", images)
         if config.negatives:
-            result["negatives"] = self.negative_checks(label, model)
+            result["negatives"] = self.negative_checks(label, model, scale)
         return result
 
-    def negative_checks(self, label: str, model) -> dict:
-        """The two negative-prompt checks (module docstring), each with no negative, the plain negative and
-        Perp-Neg, on the same prompts and seed."""
+    def _judge_each_mode(self, model, prompts: list[str], negatives, desc: str, scale: float) -> dict:
+        """mode -> judged cells of `prompts` drawn with no negative, the plain negative and Perp-Neg."""
         from recap.models.judge import judge_images
 
+        judged = {}
+        for mode in ("none", "negative", "perp-neg"):
+            options = {} if mode == "none" else {"negative_prompts": negatives, "guidance": mode}
+            if mode == "perp-neg":
+                options["negative_scale"] = self.config.negative_scale
+            images = self._generate(model, prompts, f"{desc} ({mode})", scale, **options)
+            judged[mode] = judge_images(self.judge, images)
+        return judged
+
+    def negative_checks(self, label: str, model, scale: float) -> dict:
+        """The two negative-prompt checks (module docstring), each with no negative, the plain negative and
+        Perp-Neg, on the same prompts and seed."""
         config = self.config
         colour = config.negative_colour
         without = [i for i, scene in enumerate(self.scenes) if all(o.colour != colour for o in scene.objects)]
         without = without[: config.negative_limit]
         prompts = [self.prompts[i] for i in without]
-        colour_rates = {}
-        for mode in ("none", "negative", "perp-neg"):
-            options = {} if mode == "none" else {"negative_prompts": colour, "guidance": mode}
-            if mode == "perp-neg":
-                options["negative_scale"] = config.negative_scale
-            images = self._generate(model, prompts, f"{label}: negative {colour!r} ({mode})", **options)
-            judged = judge_images(self.judge, images)
-            colour_rates[mode] = float(np.mean([any(c and c["colour"] == colour for c in cells) for cells in judged]))
+        by_mode = self._judge_each_mode(model, prompts, colour, f"{label}: negative {colour!r}", scale)
+        colour_rates = {
+            mode: float(np.mean([any(c and c["colour"] == colour for c in cells) for cells in judged]))
+            for mode, judged in by_mode.items()
+        }
         chosen = list(range(min(config.negative_limit, len(self.prompts))))
         prompts = [self.prompts[i] for i in chosen]
         firsts = [self.scenes[i].objects[0] for i in chosen]
         own = [object_phrase(obj) for obj in firsts]
-        removed = {}
-        for mode in ("none", "negative", "perp-neg"):
-            options = {} if mode == "none" else {"negative_prompts": own, "guidance": mode}
-            if mode == "perp-neg":
-                options["negative_scale"] = config.negative_scale
-            images = self._generate(model, prompts, f"{label}: own object as negative ({mode})", **options)
-            judged = judge_images(self.judge, images)
-            removed[mode] = float(
+        by_mode = self._judge_each_mode(model, prompts, own, f"{label}: own object as negative", scale)
+        removed = {
+            mode: float(
                 np.mean([not _draws(cells, obj.position, obj) for cells, obj in zip(judged, firsts, strict=True)])
             )
+            for mode, judged in by_mode.items()
+        }
         return {
             "colour": colour,
             "colour_prompts": len(without),
