@@ -87,8 +87,8 @@ CAPTION_COLUMNS: tuple[Column, ...] = (
           "DataComp sample id, 32 hexadecimal characters. The stable join key across downloads and tables."),
     _ours("source_shard", pa.string(), "Path or URI of the input shard this row came from.", nullable=False),
     _ours("status", pa.string(), "Outcome for the sample: 'ok' (captioned), 'bad_input' (the sample could not be "
-          "read, decoded or validated) or 'caption_failed' (the captioner failed on it after retries).",
-          nullable=False),
+          "read, decoded or validated, or img2dataset downloaded it but the tar lost it) or 'caption_failed' (the "
+          "captioner failed on it after retries).", nullable=False),
     _ours("error", pa.string(), "Human-readable reason for a status other than 'ok'. Null when status is 'ok'."),
     _ours("captioner_model", pa.string(), "Model id or local path of the captioner that produced re_caption."),
     _ours("prompt_id", pa.string(), "Id of the prompt preset used; the full prompt text is in the run manifest."),
@@ -98,7 +98,13 @@ CAPTION_COLUMNS: tuple[Column, ...] = (
           "(token limit reached, so the caption may be cut off). Null when no caption was generated."),
     _ours("run_id", pa.string(), "Id of the run that wrote this row. Its manifest, _manifests/<run_id>.json next to "
           "the tables, holds the full prompt text and generation parameters.", nullable=False),
+    _ours("input_warning", pa.string(), "A problem with the sample's input that did not stop it from being "
+          "captioned: a caption (.txt) that is not valid UTF-8, decoded into org_caption with replacement characters "
+          "(U+FFFD). Null when there is nothing to flag. Added to version 1 later: tables written before lack it."),
 )
+# Nullable columns appended to version 1 after its first tables were written. Additive: a reader that selects
+# columns by name is unaffected, and tables written before hold them as null for this project's readers.
+LATER_VERSION_1_COLUMNS = ("input_warning",)
 SCORE_COLUMNS: tuple[Column, ...] = (
     _ours("clip_model", pa.string(), "The CLIP that computed re_clip_score and org_clip_score: a CLIP folder, or an "
           "open_clip model name with its checkpoint. Null when the row was not scored."),

@@ -15,8 +15,9 @@ files (out of core, so a 1.3 B-row pool works as a 1,000-row one):
     no_clip_score, low_clip_score     below `min_score`, or outside the top `top_fraction` of all scored rows
                                 (the pool's percentile, as DataComp's baselines compute it)
 
-The release keeps the scored table's columns (Recap-DataComp-1B's 11 first, then ours) in a stable order
-(source shard, key), split into `part-NNNNN.parquet` files of `rows_per_file` rows.
+The release keeps the scored table's columns (Recap-DataComp-1B's 11 first, then ours, `input_warning` among
+them) in a stable order (source shard, key), split into `part-NNNNN.parquet` files of `rows_per_file` rows.
+Scored tables written before a column was added to version 1 (`LATER_VERSION_1_COLUMNS`) are read with it null.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 
 from recap.errors import RecapError
 from recap.io_utils import replace_folder
-from recap.schema import SCORED_TABLE_SCHEMA, STATUS_BAD_INPUT, STATUS_CAPTION_FAILED
+from recap.schema import LATER_VERSION_1_COLUMNS, SCORED_TABLE_SCHEMA, STATUS_BAD_INPUT, STATUS_CAPTION_FAILED
 
 REASONS = (
     STATUS_BAD_INPUT,
@@ -124,9 +125,10 @@ def scored_files(scored: str) -> list[str]:
     files = sorted(str(path) for path in folder.glob("*.parquet") if not path.name.startswith(("_", ".")))
     if not files:
         raise RecapError(f"{scored} holds no scored tables (*.parquet); run `recap score` first")
+    older = [name for name in SCORED_TABLE_SCHEMA.names if name not in LATER_VERSION_1_COLUMNS]
     for path in files:
         names = pq.read_schema(path).names
-        if names != SCORED_TABLE_SCHEMA.names:
+        if names not in (SCORED_TABLE_SCHEMA.names, older):  # `older`: written before a later version-1 column
             missing = [name for name in SCORED_TABLE_SCHEMA.names if name not in names]
             raise RecapError(
                 f"{path} is not a scored table (missing columns {missing[:5]}); curate the output of `recap score`"
@@ -215,7 +217,10 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
     (staging / "release").mkdir(parents=True)
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
-    con.read_parquet(files).create_view("pool")
+    pool = con.read_parquet(files, union_by_name=True)  # tables written before a later column hold it as NULL
+    absent = [name for name in LATER_VERSION_1_COLUMNS if name not in pool.columns]
+    pool = pool.project(", ".join(["*"] + [f'NULL AS "{name}"' for name in absent])) if absent else pool
+    pool.create_view("pool")
     con.execute(f"CREATE TEMP TABLE curated AS {_reason_query(config)}")
     rows_in = con.execute("SELECT count(*) FROM curated").fetchone()[0]
     counts = dict(con.execute("SELECT reason, count(*) FROM curated GROUP BY reason").fetchall())

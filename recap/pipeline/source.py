@@ -4,7 +4,9 @@ A source also names the columns that tie a row to its unit, so that sinks and pr
 units without knowing anything else about the reader:
 
     unit_column       which unit a row came from (a shard's URI)
-    unit_size_column  how many rows that unit has (a sink knows when a unit is complete; a bar, its total)
+    unit_size_column  how many rows that unit has (a sink knows when a unit is complete; a bar, its total),
+                      counting any row the source adds for a record the unit lost (a sample that a download's
+                      index lists but its tar no longer holds), so such a row is written, not waited for
     key_column        the row's id within its unit (a sink drops a row it has already seen)
 """
 

@@ -23,6 +23,7 @@ CAPTIONED_COLUMNS = (
     "sha256",
     "status",
     "error",
+    "input_warning",
     "re_caption",
     "output_tokens",
     "finish_reason",
@@ -64,6 +65,7 @@ class CaptionTableSink(ParquetShardSink):
             "output_tokens": None if tokens is None else int(tokens),
             "finish_reason": value["finish_reason"],
             "run_id": self.run_id,
+            "input_warning": value["input_warning"],
         }
 
     def table(self, rows: list[dict], unit: str) -> pa.Table:

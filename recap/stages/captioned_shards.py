@@ -2,8 +2,9 @@
 
 The recaption job writes `{captions}/{shard}.parquet` for `{shard}.tar`, one row per sample, keyed by `key`.
 `CaptionedShardSource` reads each tar as `WebDatasetSource` does and adds the sample's `re_caption` from that
-table, so a later stage sees the image, the alt-text and the recaption together. A shard without a table, or
-a sample the table does not know, is an error that names the files: the tables come from another download.
+table, so a later stage sees the image, the alt-text and the recaption together. The rows the reader adds for
+samples a cut tar lost are in the table too (as `bad_input` rows). A shard without a table, or a sample the
+table does not know, is an error that names the files: the tables come from another download.
 """
 
 from __future__ import annotations

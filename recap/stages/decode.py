@@ -1,11 +1,15 @@
 """Decode, validate and resize images on CPU workers, and parse each sample's caption and metadata.
 
 Every input row comes out as one row: either `status="ok"` with the image as a square uint8 array, or
-`status="bad_input"` with an `error` that says what was wrong (missing image or text, broken UTF-8 or JSON,
-empty, truncated or non-image bytes, too many pixels). Odd but valid modes (CMYK, 16-bit, palette, alpha) are
-converted to RGB. Images are padded to a square (as LLaVA does) and resized to `image_size`; JPEGs are decoded
-at a reduced DCT scale when that is enough (PIL's draft mode), plain ones by libjpeg-turbo through simplejpeg and
-everything else by PIL.
+`status="bad_input"` with an `error` that says what was wrong (missing image or text, broken .json metadata
+(UTF-8 or JSON), empty, truncated or non-image bytes, too many pixels, a sample the reader could not read or
+found missing from its tar). Odd but valid modes (CMYK, 16-bit, palette, alpha) are converted to RGB. A caption
+(.txt) that is not valid UTF-8 does not stop a good image from being captioned: it is decoded with replacement
+characters (U+FFFD) and the row's `input_warning` says so, so such rows can be found.
+
+Images are padded to a square (as LLaVA does) and resized to `image_size`; JPEGs are decoded at a reduced DCT
+scale when that is enough (PIL's draft mode), plain ones by libjpeg-turbo through simplejpeg and everything else
+by PIL.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ DECODED_SCHEMA = pa.schema(
         ("pixels", pa.binary()),
         ("status", pa.string()),
         ("error", pa.string()),
+        ("input_warning", pa.string()),
         ("original_width", pa.int64()),
         ("original_height", pa.int64()),
     ]
@@ -144,19 +149,30 @@ def decode_image(data: bytes | None, image_size: int, max_pixels: int, pad_to_sq
     return np.asarray(image, dtype=np.uint8)
 
 
-def _text(data: bytes | None, what: str) -> str | None:
+def _utf8_problem(error: UnicodeDecodeError, what: str) -> str:
+    return f"the {what} is not valid UTF-8 ({error.reason} at byte {error.start})"
+
+
+def _caption(data: bytes | None) -> tuple[str | None, str | None]:
+    """The .txt caption and a warning: invalid UTF-8 is decoded with replacement characters, and the warning
+    (else None) says where it broke. Recaptioning exists for samples whose alt-text is poor, so a broken one is
+    flagged rather than rejected."""
     if data is None:
-        return None
+        return None, None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8"), None
     except UnicodeDecodeError as error:
-        raise BadInput(f"the {what} is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+        warning = f"{_utf8_problem(error, 'caption (.txt)')}; decoded with replacement characters"
+        return data.decode("utf-8", errors="replace"), warning
 
 
 def _metadata(data: bytes | None) -> dict:
-    text = _text(data, ".json metadata")
-    if text is None:
+    if data is None:
         return {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInput(_utf8_problem(error, ".json metadata")) from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -195,8 +211,9 @@ class DecodeImages(Stage):
         row = {"uid": None, "url": None, "org_caption": None, "sha256": None, "status": STATUS_OK, "error": None}
         row["original_width"] = row["original_height"] = None
         problems = []
-        if batch["read_error"][index] is not None:
-            problems.append(str(batch["read_error"][index]))
+        read_error = batch["read_error"][index]
+        if read_error is not None:
+            problems.append(str(read_error))
         try:
             meta = _metadata(batch["json"][index])
         except BadInput as error:
@@ -204,14 +221,10 @@ class DecodeImages(Stage):
             problems.append(str(error))
         row.update({name: meta.get(name) for name in ("uid", "url", "sha256")})
         row["original_width"], row["original_height"] = _original_size(meta)
-        try:
-            caption = _text(batch["txt"][index], "caption (.txt)")
-            row["org_caption"] = caption if caption is not None else meta.get("caption")
-            if row["org_caption"] is None:
-                problems.append("the sample has no caption (.txt)")
-        except BadInput as error:
-            row["org_caption"] = batch["txt"][index].decode("utf-8", errors="replace")
-            problems.append(str(error))
+        caption, row["input_warning"] = _caption(batch["txt"][index])
+        row["org_caption"] = caption if caption is not None else meta.get("caption")
+        if row["org_caption"] is None and read_error is None:  # a sample the reader lost already says why
+            problems.append("the sample has no caption (.txt)")
         pixels = None
         if not problems:
             try:

@@ -4,7 +4,12 @@
 so every path that reads tars splits keys, finds images and reports damage the same way.
 
 Every sample in a tar becomes one row, whatever is wrong with it: decoding and validation happen later, in
-CPU stages, so that a broken sample is recorded rather than lost. Rows carry the raw member bytes:
+CPU stages, so that a broken sample is recorded rather than lost. So does every sample the tar lost: when
+img2dataset's index of the shard, `NNNNN.parquet`, sits beside `NNNNN.tar`, each key it records as downloaded
+(status "success") that the tar does not hold (a tar cut short loses every sample after the cut) becomes a row
+with a `read_error` that starts "missing from the tar", and its parquet record as `json` (uid, url, caption,
+...). Keys in the tar that the parquet does not list are kept; without a readable parquet the tar alone
+counts. Rows carry the raw member bytes:
 
     key            sample key (the member name up to its first dot)
     source_shard   the tar's URI
@@ -12,12 +17,15 @@ CPU stages, so that a broken sample is recorded rather than lost. Rows carry the
     image          image bytes, or None when the sample has no image member
     image_format   the image member's suffix (jpg, png, ...), or None
     txt            the .txt member's bytes (img2dataset's caption), or None
-    json           the .json member's bytes (img2dataset's metadata: uid, url, sha256, ...), or None
+    json           the .json member's bytes (img2dataset's metadata: uid, url, sha256, ...); for a sample
+                   missing from the tar, its record in the parquet as JSON; or None
     read_error     why the sample could not be read from the tar, or None
 """
 
 from __future__ import annotations
 
+import json
+import math
 import posixpath
 import tarfile
 from collections.abc import Iterator
@@ -27,11 +35,15 @@ from typing import ClassVar
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from recap.errors import RecapError
 from recap.pipeline.source import Shard, Source
 from recap.pipeline.stage import Batch, object_array
 
+DOWNLOADED = "success"  # img2dataset's status of a sample it wrote into the tar
+MISSING_FROM_TAR = "missing from the tar"
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 READER_SCHEMA = pa.schema(
     [
@@ -182,12 +194,74 @@ def _tar_members(handle) -> Iterator[tuple[str, bytes]]:
                 yield member.name, tar.extractfile(member).read()
 
 
+def index_uri(shard: Shard) -> str | None:
+    """img2dataset's index of the shard (`.../00042.parquet` for `.../00042.tar`), or None for a non-.tar URI."""
+    return shard.uri[: -len(".tar")] + ".parquet" if shard.uri.endswith(".tar") else None
+
+
+def _downloaded(shard: Shard, storage_options: dict | None) -> pa.Table | None:
+    """The rows img2dataset's index beside the tar records as downloaded, or None when there is no index, or it
+    is unreadable or not img2dataset's (no `key` and `status` columns): the tar alone is then the truth."""
+    uri = index_uri(shard)
+    if uri is None:
+        return None
+    try:
+        fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+        if not fs.isfile(path):
+            return None
+        with fs.open(path, "rb") as handle:
+            table = pq.read_table(handle)
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if not {"key", "status"} <= set(table.column_names):
+        return None
+    return table.filter(pc.equal(table.column("status").cast(pa.string()), DOWNLOADED))
+
+
+def _plain_record(record: dict) -> dict:
+    """A parquet row as img2dataset's .json would hold it, without nulls and NaNs."""
+    return {
+        name: value
+        for name, value in record.items()
+        if value is not None and not (isinstance(value, float) and math.isnan(value))
+    }
+
+
+def _missing_samples(shard: Shard, samples: dict[str, dict], damaged: bool, storage_options: dict | None) -> list:
+    """A row for each sample img2dataset downloaded into this shard that the tar does not hold."""
+    downloaded = _downloaded(shard, storage_options)
+    if downloaded is None:
+        return []
+    present = {posixpath.basename(key) for key in samples}
+    first = {}  # key -> its first row: a key listed twice is one sample
+    for index, key in enumerate(downloaded.column("key").to_pylist()):
+        if key is not None:
+            first.setdefault(str(key), index)
+    lost = [index for key, index in first.items() if key not in present]
+    if not lost:
+        return []
+    tar, parquet = posixpath.basename(shard.uri), posixpath.basename(index_uri(shard))
+    why = f"{tar} ends before it (cut short?)" if damaged else f"{tar} does not hold it"
+    error = (
+        f"{MISSING_FROM_TAR}: img2dataset recorded this sample as downloaded in {parquet} but {why}; "
+        "re-download the shard"
+    )
+    rows = []
+    for record in downloaded.take(lost).to_pylist():
+        row = _empty_sample(str(record["key"]))
+        row["json"] = json.dumps(_plain_record(record), default=str).encode()
+        row["read_error"] = error
+        rows.append(row)
+    return rows
+
+
 def read_shard(shard: Shard, *, rows_per_batch: int = 256, storage_options: dict | None = None) -> Iterator[Batch]:
     """Yield the samples of one tar as batches of rows (see the module docstring for columns).
 
     A tar is read whole before its rows are yielded (one shard is one unit of work, as in Ray's
     read_webdataset), which is how `shard_total` is known. A tar that ends early yields what it had, and its
-    last, damaged sample carries `read_error`.
+    last, damaged sample carries `read_error`. The samples img2dataset's index beside the tar records as
+    downloaded but the tar lost follow as rows of their own, counted in `shard_total`.
     """
     with fsspec.open(shard.uri, "rb", **(storage_options or {})) as handle:
         samples: dict[str, dict] = {}
@@ -205,7 +279,7 @@ def read_shard(shard: Shard, *, rows_per_batch: int = 256, storage_options: dict
         if error is not None:
             damaged = list(samples.values())[-1] if samples else samples.setdefault("", _empty_sample(""))
             damaged["read_error"] = error
-    rows = list(samples.values())
+    rows = list(samples.values()) + _missing_samples(shard, samples, error is not None, storage_options)
     for start in range(0, len(rows), rows_per_batch):
         chunk = rows[start : start + rows_per_batch]
         batch = {

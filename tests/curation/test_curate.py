@@ -132,6 +132,28 @@ def test_bad_inputs_name_the_file(tmp_path):
         CurateConfig.with_preset("top-10", scored="x", out="y")
 
 
+@pytest.mark.parametrize("older", [2, 4])
+def test_tables_written_before_input_warning_curate_with_it_null(scored, tmp_path, older):
+    """input_warning was appended to version 1: a folder whose tables (some or all) lack it curates as before,
+    and the release holds the column, null for those tables, as written for the others."""
+    import pyarrow as pa
+
+    paths = sorted(scored.glob("*.parquet"))
+    for path in paths[:older]:
+        pq.write_table(pq.read_table(path).drop_columns(["input_warning"]), path)
+    if older < len(paths):
+        last = pq.read_table(paths[-1])
+        warnings = [f"warning {uid}" if uid == f"{35:032x}" else None for uid in last.column("uid").to_pylist()]
+        index = last.schema.get_field_index("input_warning")
+        pq.write_table(last.set_column(index, "input_warning", pa.array(warnings, pa.string())), paths[-1])
+    card = curate(_config(scored, tmp_path / "out"), progress=False)
+    release = pq.ParquetDataset(tmp_path / "out" / "release").read()
+    validate_table(release, "release", SCORED_TABLE)
+    assert card["rows_in"] == 40 and release.num_rows == card["rows_kept"]
+    warned = {row["uid"]: row["input_warning"] for row in release.to_pylist() if row["input_warning"] is not None}
+    assert warned == ({} if older == len(paths) else {f"{35:032x}": f"warning {35:032x}"})
+
+
 def test_auc_matches_scikit_learn_with_ties():
     from sklearn.metrics import roc_auc_score
 

@@ -13,7 +13,7 @@ from recap.world.generate import load_scenes
 from recap.world.quality import score_captions
 
 from ..job_helpers import kill_then_resume
-from ..shard_factory import bad_input_shard, reshard, tar_keys
+from ..shard_factory import WARNINGS, bad_input_shard, cut_record, cut_shard, reshard, tar_keys
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "recap_datacomp.py"
 
@@ -47,9 +47,13 @@ def test_local_executor_end_to_end(small_world, world_download, tmp_path):
 
 
 def test_bad_input_matrix_on_ray(ray_cluster, tmp_path):
-    expected = bad_input_shard(tmp_path / "00000.tar")
+    """Every kind of broken sample, and a tar cut short with img2dataset's index beside it: one row per sample,
+    in the shard's row count, so the markers and --resume hold."""
+    (tmp_path / "in").mkdir()
+    expected = bad_input_shard(tmp_path / "in" / "00000.tar")
+    cut = cut_shard(tmp_path / "in" / "00001.tar")
     config = CaptionJobConfig(
-        input=[str(tmp_path / "00000.tar")],
+        input=[str(tmp_path / "in")],
         output=str(tmp_path / "out"),
         executor="ray",
         cpus_per_actor=0.5,
@@ -65,11 +69,35 @@ def test_bad_input_matrix_on_ray(ray_cluster, tmp_path):
             assert rows[key]["status"] == "ok" and rows[key]["re_caption"], name
         else:
             assert rows[key]["status"] == "bad_input" and error in rows[key]["error"], name
-    assert summary["rows"] == len(expected) == summary["rows_ok"] + summary["rows_failed"]
-    assert summary["rows_failed"] >= 10
+        alt_text, warning = WARNINGS.get(name, (rows[key]["org_caption"], None))
+        assert (rows[key]["org_caption"], rows[key]["input_warning"]) == (alt_text, warning), name
+    flagged = [row for row in rows.values() if row["input_warning"]]
+    assert [(row["status"], expected[row["key"]][0]) for row in flagged] == [("ok", "bad_utf8")]
+    assert flagged[0]["re_caption"] and flagged[0]["re_length"] > 0 and flagged[0]["org_caption"] == "caf\ufffd \ufffd"
+
+    cut_rows = {row["key"]: row for row in pq.read_table(tmp_path / "out" / "00001.parquet").to_pylist()}
+    assert set(cut_rows) == set(cut)  # the parquet's 7 successes and the key only the tar holds
+    for key, (kind, error) in cut.items():
+        row = cut_rows[key]
+        if error is None:
+            assert row["status"] == "ok" and row["re_caption"], kind
+        else:
+            assert row["status"] == "bad_input" and error in row["error"] and row["re_caption"] is None, kind
+        if kind == "lost":
+            record = cut_record(key, "success")
+            assert (row["uid"], row["url"], row["org_caption"]) == (record["uid"], record["url"], record["caption"])
+    lost = sorted(key for key, row in cut_rows.items() if row["error"] and "missing from the tar" in row["error"])
+    assert lost == [f"{index:09d}" for index in (5, 6, 7)]
+    marker = json.loads((tmp_path / "out" / "_done" / "00001.json").read_text())
+    assert (marker["rows"], marker["status"]) == (8, {"ok": 4, "bad_input": 4})
+
+    assert summary["rows"] == len(expected) + len(cut) == summary["rows_ok"] + summary["rows_failed"]
+    assert summary["rows_failed"] == 11 + 4 and summary["shards_written"] == 2
     # time per stage: worker seconds summed over Ray's workers, plus the wall time
     assert {"read", "decode", "caption", "wall"} <= set(summary["stage_seconds"])
     assert all(seconds > 0 for seconds in summary["stage_seconds"].values())
+    again = run_caption_job(CaptionJobConfig(**{**config.__dict__, "resume": True}), progress=False)
+    assert (again["shards_written"], again["shards_skipped"]) == (0, 2)
 
 
 def _driver_arguments(shards, output, address):

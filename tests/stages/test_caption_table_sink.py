@@ -12,7 +12,7 @@ from recap.schema import CAPTION_TABLE_SCHEMA
 from recap.stages.caption_table_sink import CAPTIONED_COLUMNS, CaptionTableSink
 
 
-def _batch(shard, keys, total, status="ok"):
+def _batch(shard, keys, total, status="ok", warning=None):
     n = len(keys)
     columns = {
         "key": object_array(keys),
@@ -24,6 +24,7 @@ def _batch(shard, keys, total, status="ok"):
         "sha256": object_array([None] * n),
         "status": object_array([status] * n),
         "error": object_array([None if status == "ok" else "broken"] * n),
+        "input_warning": object_array([warning] * n),
         "re_caption": object_array(["A large red circle is in the top left." if status == "ok" else None] * n),
         "output_tokens": object_array([9 if status == "ok" else None] * n),
         "finish_reason": object_array(["stop" if status == "ok" else None] * n),
@@ -37,7 +38,7 @@ def _writer(tmp_path):
 
 def test_shard_is_written_only_when_complete(tmp_path):
     writer = _writer(tmp_path)
-    assert writer.write(_batch("00000", ["1", "2"], total=3)) == []
+    assert writer.write(_batch("00000", ["1", "2"], total=3, warning="the caption (.txt) is not valid UTF-8")) == []
     assert not (tmp_path / "out" / "00000.parquet").exists()
     assert writer.incomplete() == {"00000": (2, 3)}
     assert writer.write(_batch("00000", ["3"], total=3, status="bad_input")) == ["00000"]
@@ -47,6 +48,7 @@ def test_shard_is_written_only_when_complete(tmp_path):
     assert [row["key"] for row in rows] == ["1", "2", "3"]
     assert rows[0]["re_length"] == 9 and rows[0]["org_length"] == 3 and rows[0]["run_id"] == "run-1"
     assert rows[2]["status"] == "bad_input" and rows[2]["captioner_model"] is None
+    assert [row["input_warning"] for row in rows] == ["the caption (.txt) is not valid UTF-8"] * 2 + [None]
     marker = json.loads((tmp_path / "out" / "_done" / "00000.json").read_text())
     assert marker["rows"] == 3 and marker["status"] == {"ok": 2, "bad_input": 1}
     assert marker["output_tokens"] == 18  # the run summary's tokens/s adds these up without reading tables back
