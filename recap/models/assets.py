@@ -27,9 +27,14 @@ def shipped_clip() -> Path:
 
 
 SHIPPED_T2I = ASSETS / "dit-tiny"
+# The same recipe at p=1 (alt-text only): the demo draws the same prompts with both to show the paper's claim.
+SHIPPED_T2I_BY_P = {0.0: SHIPPED_T2I, 1.0: ASSETS / "dit-tiny-p1"}
 
 
-def shipped_t2i() -> Path:
-    """The shipped Recap-DiT (p=0: recaptions only) folder, for `recap sample` and the demo without training.
-    FileNotFoundError with the retrain command if it is missing."""
-    return _shipped(SHIPPED_T2I, "recap_t2i.json", "`recap train-t2i` (see its RECIPE.md)")
+def shipped_t2i(p: float = 0.0) -> Path:
+    """The shipped Recap-DiT folder trained at share of original captions `p` (0.0: recaptions only, the default
+    for `recap sample`; 1.0: alt-text only), for sampling without training. FileNotFoundError with the retrain
+    command if it is missing."""
+    if p not in SHIPPED_T2I_BY_P:
+        raise ValueError(f"a Recap-DiT is shipped for p in {sorted(SHIPPED_T2I_BY_P)}, not {p}")
+    return _shipped(SHIPPED_T2I_BY_P[p], "recap_t2i.json", "`recap train-t2i` (see its RECIPE.md)")
