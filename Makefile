@@ -9,7 +9,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install demo test lint format clean
+.PHONY: install browser demo test lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/recap demo --out runs/demo
 
-test: $(STAMP)
+# The demo report's browser test drives Debian's Chromium; installed here when missing (the test skips, saying
+# why, where it cannot be).
+browser:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "could not install chromium (apt-get as root): the browser test will be skipped"
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m recap.schema --check schemas/

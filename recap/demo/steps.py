@@ -1,20 +1,35 @@
-"""`make demo`: the main job on the embedded world, end to end, with a summary a person can read."""
+"""The demo's steps: the whole paper in miniature on the embedded world, each step a function of the run that
+returns a JSON-able result (with the command that reproduces it) and a one-line summary of that result."""
 
 from __future__ import annotations
 
+import os
 import shutil
-import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recap.ingest.download import DownloadConfig, download_world
-from recap.io_utils import ensure_writable_folder, write_json_atomic
-from recap.report import download_report, quality_table
-from recap.world.generate import WorldConfig, generate_world, load_truth, truth_by_uid
+from recap.demo.config import DemoConfig
+from recap.errors import RecapError
+from recap.world.generate import truth_by_uid
 
-EXAMPLES = 3
+EXAMPLES = 12  # web images shown with alt-text, recaption and truth in the report
+EVAL_CAPTIONS = "eval_captions.parquet"  # the eval split recaptioned: the DiT's recaption prompts
+
+
+@dataclass(frozen=True)
+class Step:
+    """One demo step: `run(config, results)` returns its result (`results` holds the earlier steps' results by
+    name); `summary(result)` is the line printed after it (or when it is skipped as finished earlier)."""
+
+    name: str
+    title: str
+    run: Callable[[DemoConfig, dict], dict]
+    summary: Callable[[dict], str]
 
 
 def reconcile_download(world: Path, split: str, shards: Path) -> dict[str, dict[str, int]]:
@@ -28,229 +43,260 @@ def reconcile_download(world: Path, split: str, shards: Path) -> dict[str, dict[
     return {serve: dict(counts) for serve, counts in sorted(table.items())}
 
 
-def _captioner_path(out: Path, retrain: bool, timings: dict) -> Path:
-    """The shipped tiny captioner, or one retrained with the shipped recipe."""
-    from recap.models.assets import shipped_captioner
-
-    if not retrain:
-        return shipped_captioner()
-    from recap.training.captioner_training import CaptionerTrainer
-    from recap.training.recipes import CAPTIONER_WORLD, tiny_captioner_recipe
-
-    world = out / "captioner-world"
-    print(
-        f"      retraining the captioner with the shipped recipe (about 30 minutes on 2 cores) in {out / 'captioner'}"
-    )
-    t0 = time.perf_counter()
-    generate_world(CAPTIONER_WORLD, world, overwrite=True)
-    CaptionerTrainer(tiny_captioner_recipe(str(world / "sft"), str(world / "eval"), str(out / "captioner"))).run()
-    timings["captioner_training_s"] = round(time.perf_counter() - t0, 1)
-    return out / "captioner" / "model"
-
-
-def local_job_resources() -> dict:
-    """The demo jobs' share of this machine on a new local Ray: one actor with every CPU but one, and one read and
-    decode task at a time (on 2 cores a second one only competes with the actor's start-up, benchmarks/RESULTS.md;
-    decoding needs a few % of a core)."""
-    import os
-
+def local_job_resources(config: DemoConfig) -> dict:
+    """The demo jobs' share of this machine: one actor with every CPU but one, and one read and decode task at a
+    time (on 2 cores a second one only competes with the actor's start-up, benchmarks/RESULTS.md; decoding needs a
+    few % of a core). The demo starts (or joins) Ray itself, so the job's executor finds it running."""
     cpus = os.cpu_count() or 1
     return {
         "executor": "ray",
-        "ray_address": "local",
+        "ray_address": config.ray_address or "local",
         "actors": 1,
         "cpus_per_actor": float(max(1, cpus - 1)) if cpus >= 2 else 0.5,
         "decode_cpus": 1.0 if cpus >= 2 else 0.5,
     }
 
 
-def recaption_web_split(out: Path, shards: Path, world: Path, model: Path) -> tuple[dict, dict, list[dict]]:
-    """Run the recaption job (Ray Data, local Ray) over the downloaded shards; score it against the truth.
+def _fresh(folder: Path) -> Path:
+    """An empty folder: a step's outputs of an earlier world are removed before it runs again."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
 
-    Returns the job summary, the quality of the new captions and of the alt-texts on the same rows, and a few
-    example rows.
-    """
+
+def make_world(config: DemoConfig, results: dict) -> dict:
+    from recap.world.generate import WorldConfig, generate_world
+
+    world = config.folder / "world"
+    options = dict(size=config.size, seed=config.seed, sft_size=config.sft_size, eval_size=config.eval_size)
+    manifest = generate_world(WorldConfig(**options), world, overwrite=True)
+    web = manifest["splits"]["web"]
+    return {
+        "world": str(world),
+        "image_size": manifest["config"]["image_size"],
+        "splits": {split: info["size"] for split, info in manifest["splits"].items()},
+        "alt_kinds": web["alt_kinds"],
+        "alt_text_quality": web["alt_text_quality"],
+        "command": f"recap world --out {world} --size {config.size} --sft-size {config.sft_size} "
+        f"--eval-size {config.eval_size} --seed {config.seed} --overwrite",
+    }
+
+
+def download(config: DemoConfig, results: dict) -> dict:
+    from recap.ingest.download import DownloadConfig, download_world
+
+    world, shards = Path(results["world"]["world"]), _fresh(config.folder / "shards")
+    per_shard = max(100, config.size // 8)
+    options = dict(image_size=results["world"]["image_size"], samples_per_shard=per_shard, timeout=3)
+    metadata = str(world / "web" / "metadata")
+    summary = download_world(world, "web", DownloadConfig(metadata=metadata, out=str(shards), **options))
+    return {
+        "shards": str(shards),
+        "summary": summary.to_dict(),
+        "served_vs_recorded": reconcile_download(world, "web", shards),
+        "command": f"recap download --world {world} --out {shards} --samples-per-shard {per_shard} --timeout 3",
+    }
+
+
+def captioner_path(config: DemoConfig) -> Path:
+    """The shipped tiny captioner, or one retrained with the shipped recipe (about 30 minutes on 2 cores)."""
+    from recap.models.assets import shipped_captioner
+
+    if not config.retrain_captioner:
+        return shipped_captioner()
+    from recap.training.captioner_training import CaptionerTrainer
+    from recap.training.recipes import CAPTIONER_WORLD, tiny_captioner_recipe
+    from recap.world.generate import generate_world
+
+    world, out = config.folder / "captioner-world", config.folder / "captioner"
+    if not (out / "model" / "config.json").exists():
+        generate_world(CAPTIONER_WORLD, world, overwrite=True)
+        CaptionerTrainer(tiny_captioner_recipe(str(world / "sft"), str(world / "eval"), str(out))).run()
+    return out / "model"
+
+
+def recaption(config: DemoConfig, results: dict) -> dict:
+    """The recaption job (Ray Data) over the downloaded shards, scored against the truth; every downloaded sample
+    must be a row of the caption tables."""
     from recap.caption_quality import score_table
     from recap.jobs.caption import CaptionJobConfig, run_caption_job
 
-    captions = out / "captions"
-    if captions.exists():
-        shutil.rmtree(captions)  # the demo's world is regenerated each time
-    config = CaptionJobConfig(
-        input=[str(shards)],
+    world, shards = results["world"]["world"], results["download"]["shards"]
+    captions = _fresh(config.folder / "captions")
+    model = captioner_path(config)
+    job = CaptionJobConfig(
+        input=[shards],
         output=str(captions),
         captioner={"model": str(model), "batch_size": 32},
-        **local_job_resources(),
+        **local_job_resources(config),
     )
-    summary = run_caption_job(config)
+    summary = run_caption_job(job)
+    downloaded = results["download"]["summary"]["successes"]
+    if summary["rows"] != downloaded:
+        raise RecapError(
+            f"the caption tables in {captions} hold {summary['rows']} rows but img2dataset downloaded {downloaded} "
+            f"samples into {shards}: a sample was lost or duplicated (see the job's _run_summary.json)"
+        )
     quality = score_table(captions, world, column="re_caption", baseline="org_caption")
+    return {
+        "captions": str(captions),
+        "captioner": str(model),
+        "job": summary,
+        "downloaded": downloaded,
+        "quality": quality["summaries"],
+        "examples": _examples(captions, Path(world)),
+        "command": f"recap caption --input {shards} --output {captions} --captioner {model} --batch-size 32 "
+        "--actors 1 --ray-address local",
+    }
+
+
+def _examples(captions: Path, world: Path) -> list[dict]:
+    """The first captioned rows of the first table, with the ground truth and the image file the world served."""
     truth = truth_by_uid(world, "web", "caption")
     table = pq.read_table(sorted(captions.glob("*.parquet"))[0], columns=["uid", "org_caption", "re_caption"])
-    examples = [{**row, "truth": truth.get(row["uid"])} for row in table.to_pylist() if row["re_caption"] is not None][
-        :EXAMPLES
-    ]
-    return summary, quality, examples
+    rows = [row for row in table.to_pylist() if row["re_caption"] is not None][:EXAMPLES]
+    images = {path.stem: str(path) for path in (world / "web" / "images").iterdir()}
+    return [{**row, "truth": truth.get(row["uid"]), "image": images.get(row["uid"])} for row in rows]
 
 
-def score_and_curate(out: Path, shards: Path, world: Path) -> tuple[dict, dict]:
-    """Score both captions with the shipped reference CLIP (the scoring job on Ray), then curate the scored tables
-    with DataComp's CLIP-score top-30% preset; returns the job summary and the data card."""
-    from recap.curation.curate import CurateConfig, curate
+def score(config: DemoConfig, results: dict) -> dict:
     from recap.jobs.score import ScoreJobConfig, run_score_job
 
-    scored = out / "scored"
-    if scored.exists():
-        shutil.rmtree(scored)  # scored tables of an earlier world
-    config = ScoreJobConfig(
-        input=[str(shards)], captions=str(out / "captions"), output=str(scored), **local_job_resources()
-    )
-    summary = run_score_job(config)
-    card = curate(
-        CurateConfig.with_preset("datacomp-clip-top30", scored=str(scored), out=str(out / "release"), world=str(world))
-    )
-    return summary, card
+    shards, captions = results["download"]["shards"], results["recaption"]["captions"]
+    scored = _fresh(config.folder / "scored")
+    job = ScoreJobConfig(input=[shards], captions=captions, output=str(scored), **local_job_resources(config))
+    return {
+        "scored": str(scored),
+        "job": run_score_job(job),
+        "command": f"recap score --input {shards} --captions {captions} --output {scored} --actors 1 "
+        "--ray-address local",
+    }
 
 
-def draw_with_shipped_dit(out: Path, eval_split: Path, count: int = 16) -> dict:
-    """The shipped p=0 Recap-DiT draws the first `count` ground-truth captions of the eval split (seed 0); the
-    shipped judge reads the images. Returns the judged scores and the grid's path."""
-    from recap.evaluation.image_grid import save_grid
-    from recap.evaluation.t2i_eval import prompt_attribute_scores
-    from recap.models.assets import shipped_t2i
-    from recap.models.judge import judge_images, load_judge, shipped_judge
-    from recap.models.t2i import load_t2i
-    from recap.world.scene import Scene
+def curate_release(config: DemoConfig, results: dict) -> dict:
+    from recap.curation.curate import CurateConfig, curate
 
-    truth = load_truth(eval_split.parent, eval_split.name).slice(0, count).to_pylist()
-    prompts = [row["caption"] for row in truth]
-    images = load_t2i(shipped_t2i()).generate(prompts, seed=0)
-    judge = load_judge(shipped_judge())
-    scenes = [Scene.from_json(row["scene"]) for row in truth]
-    scores = prompt_attribute_scores(scenes, judge_images(judge, images), list(judge.vocabulary.positions))
-    return {"prompt_attribute": scores, "grid": str(save_grid(out / "grid.png", images, prompts, columns=8))}
+    scored, world = results["score"]["scored"], results["world"]["world"]
+    release = _fresh(config.folder / "release")
+    card = curate(CurateConfig.with_preset("datacomp-clip-top30", scored=scored, out=str(release), world=world))
+    keys = ("rows_in", "rows_kept", "funnel", "clip_score", "world_quality", "figures")
+    return {
+        "release": str(release),
+        "card": {key: card.get(key) for key in keys},
+        "data_card": str(release / "data_card.md"),
+        "command": f"recap curate --scored {scored} --out {release} --preset datacomp-clip-top30 --world {world}",
+    }
 
 
-def run_demo(out: str | Path = "runs/demo", size: int = 2000, seed: int = 0, retrain_captioner: bool = False) -> dict:
-    """World, download, recaption the web split through the Ray job, score and curate it, caption the held-out
-    eval split; print and return a summary."""
+def caption_eval_split(config: DemoConfig, results: dict) -> dict:
+    """The captioner's own check on held-out images; the recaptions are kept as the DiT's recaption prompts."""
     from recap.caption_quality import caption_world_split
     from recap.models.captioner import CaptionerConfig, load_captioner
 
-    started = time.perf_counter()
-    out = ensure_writable_folder(out, "demo folder")
-    world, shards = out / "world", out / "shards"
-    timings = {}
-
-    print(f"[1/7] generating the embedded world ({size} web images, seed {seed}) in {world}")
-    t0 = time.perf_counter()
-    manifest = generate_world(WorldConfig(size=size, seed=seed), world, overwrite=True)
-    timings["world_s"] = round(time.perf_counter() - t0, 1)
-
-    print(f"[2/7] downloading the web split with img2dataset from a local server into {shards}")
-    t0 = time.perf_counter()
-    if shards.exists():
-        shutil.rmtree(shards)  # a fresh world may differ from the one these shards came from
-    config = DownloadConfig(
-        metadata=str(world / "web" / "metadata"),
-        out=str(shards),
-        image_size=manifest["config"]["image_size"],
-        samples_per_shard=max(100, size // 8),
-        timeout=3,
-    )
-    summary = download_world(world, "web", config).to_dict()
-    timings["download_s"] = round(time.perf_counter() - t0, 1)
-    reconciliation = reconcile_download(world, "web", shards)
-
-    model = _captioner_path(out, retrain_captioner, timings)
-    print(f"[3/7] recaptioning the downloaded web shards with the Ray Data job into {out / 'captions'}")
-    t0 = time.perf_counter()
-    job, web_quality, examples = recaption_web_split(out, shards, world, model)
-    timings["recaption_job_s"] = round(time.perf_counter() - t0, 1)
-
-    print(f"[4/7] scoring both captions with the reference CLIP (Ray Data job) into {out / 'scored'}")
-    print(f"[5/7] curating the scored tables (DataComp's CLIP-score top 30%) into {out / 'release'}")
-    t0 = time.perf_counter()
-    scoring, card = score_and_curate(out, shards, world)
-    timings["score_and_curate_s"] = round(time.perf_counter() - t0, 1)
-
-    print("[6/7] captioning the held-out eval split (the captioner's own quality check)")
-    t0 = time.perf_counter()
-    captioner = load_captioner(CaptionerConfig(model=str(model), batch_size=32, device="cpu"))
-    rows, caption_quality = caption_world_split(captioner, world, "eval")
-    timings["eval_captioning_s"] = round(time.perf_counter() - t0, 1)
-
-    print(f"[7/7] drawing eval-split captions with the shipped Recap-DiT (p=0) into {out / 'dit'}")
-    t0 = time.perf_counter()
-    drawing = draw_with_shipped_dit(out / "dit", world / "eval")
-    timings["dit_samples_s"] = round(time.perf_counter() - t0, 1)
-    timings["total_s"] = round(time.perf_counter() - started, 1)
-
-    web = manifest["splits"]["web"]
-    result = {
-        "world": str(world),
-        "shards": str(shards),
-        "captions": str(out / "captions"),
-        "captioner": str(model),
-        "splits": {split: info["size"] for split, info in manifest["splits"].items()},
-        "download": summary,
-        "served_vs_recorded": reconciliation,
-        "alt_text_quality": web["alt_text_quality"],
-        "recaption_job": job,
-        "scoring_job": scoring,
-        "release": {key: card[key] for key in ("rows_in", "rows_kept", "funnel", "clip_score", "world_quality")},
-        "web_recaption_quality": web_quality,
-        "captioner_quality_eval": caption_quality,
-        "dit_samples": drawing,
-        "timings": timings,
+    world, model = results["world"]["world"], results["recaption"]["captioner"]
+    captioner = load_captioner(CaptionerConfig(model=model, batch_size=32, device="cpu"))
+    rows, quality = caption_world_split(captioner, world, "eval")
+    table = config.folder / EVAL_CAPTIONS
+    columns = {
+        "uid": [row["uid"] for row in rows],
+        "org_caption": [row["alt_text"] for row in rows],
+        "re_caption": [row["result"].text for row in rows],
+        "truth": [row["truth"] for row in rows],
     }
-    write_json_atomic(out / "demo_summary.json", result)
+    pq.write_table(pa.table(columns), table)
+    return {
+        "table": str(table),
+        "images": len(rows),
+        "quality": quality,
+        # the captions were made in this process (the eval split is not downloaded into shards); the command
+        # recomputes the quality table from them
+        "command": f"recap eval-captions --table {table} --world {world}",
+    }
 
-    print("\n=== recap demo summary ===")
-    print("world splits: " + ", ".join(f"{split} {n}" for split, n in result["splits"].items()))
-    print(f"alt-text kinds (web): {web['alt_kinds']}")
-    print("\ndownload (img2dataset, web split):")
-    print(download_report(summary))
-    print("served as -> recorded by img2dataset: " + "; ".join(f"{k}: {v}" for k, v in reconciliation.items()))
-    print(
-        f"\nrecaption job (Ray Data, {job['shards_written']} shards): {job['rows']} rows, {job['rows_ok']} captioned, "
-        f"{job['rows_failed']} failed {job['rows_by_status']}; {job['images_per_s']} images/s, "
-        f"{job['output_tokens_per_s']} output tokens/s"
+
+def clip_sweep(config: DemoConfig, results: dict) -> dict:
+    """Recap-CLIP at several p on the demo's own recaptions, evaluated on the eval split (short training)."""
+    from recap.evaluation.clip_sweep import DEFAULT_MODEL, ClipSweepConfig, run_sweep
+    from recap.training.clip_training import ClipTrainingConfig
+
+    shards, captions = results["download"]["shards"], results["recaption"]["captions"]
+    eval_split, out = str(Path(results["world"]["world"]) / "eval"), config.folder / "clip"
+    training = ClipTrainingConfig(
+        train=shards,
+        captions=captions,
+        out=str(out),
+        model=DEFAULT_MODEL,
+        steps=config.clip_steps,
+        warmup_steps=config.clip_steps // 10,
+        batch_size=config.clip_batch_size,
+        seed=0,
     )
-    summaries = web_quality["summaries"]
-    print(f"caption quality against the ground truth, web split ({job['rows_ok']} captioned images):")
-    print(quality_table({"alt-text": summaries["org_caption"], "recaption": summaries["re_caption"]}))
-    print("\nexamples (web split):")
-    for row in examples:
-        print(f"  alt-text : {row['org_caption']}\n  recaption: {row['re_caption']}\n  truth    : {row['truth']}\n")
-    print(
-        f"scoring job (Ray Data, reference CLIP): {scoring['rows']} rows, {scoring['rows_ok']} scored, "
-        f"{scoring['re_caption_truncated_total']} recaptions longer than the CLIP's text context; "
-        f"{scoring['images_per_s']} images/s"
+    parallel = 2 if (os.cpu_count() or 1) >= 2 else 1
+    p_values = config.clip_p_values
+    sweep = run_sweep(ClipSweepConfig(training=training, eval=eval_split, p_values=p_values, parallel=parallel))
+    return {
+        "out": str(out),
+        "sweep": sweep,
+        "command": f"recap clip-sweep --train {shards} --captions {captions} --eval {eval_split} --out {out} "
+        f"--p-values {','.join(str(p) for p in p_values)} --steps {config.clip_steps} "
+        f"--batch-size {config.clip_batch_size} --parallel {parallel}",
+    }
+
+
+def dit_models(config: DemoConfig, results: dict) -> dict[str, str]:
+    """Label -> DiT folder per p: the shipped pair, or (with --train-all) a pair trained on the demo's data."""
+    from recap.models.assets import shipped_t2i
+
+    if not config.train_all:
+        return {f"p{p}": str(shipped_t2i(p)) for p in (0.0, 1.0)}
+    from recap.evaluation.t2i_sweep import T2ISweepConfig, run_t2i_sweep
+    from recap.training.t2i_training import T2ITrainingConfig
+
+    out = config.folder / "dit-training"
+    training = T2ITrainingConfig(
+        train=results["download"]["shards"], captions=results["recaption"]["captions"], out=str(out)
     )
-    scores = card["clip_score"]
-    print(
-        f"mean CLIP score (100 x cosine): alt-text {scores['org_clip_score']['scored']['mean']}, recaption "
-        f"{scores['re_clip_score']['scored']['mean']}; AUC of the alt-text score at telling wrong alt-text from "
-        f"descriptive: {card['world_quality']['auc_wrong_vs_descriptive']}"
-    )
-    print(f"curation funnel (DataComp CLIP-score top 30%): {card['rows_in']} in")
-    for step in card["funnel"]:
-        if step["dropped"]:
-            print(f"  - {step['dropped']} {step['reason']} -> {step['remaining']}")
-    print(f"  = {card['rows_kept']} kept; data card: {out / 'release' / 'data_card.md'}\n")
-    print(f"held-out eval split ({len(rows)} images), captioner {model}:")
-    print(quality_table({"alt-text": caption_quality["alt-text"], "recaption": caption_quality["recaption"]}))
-    judged = drawing["prompt_attribute"]
-    print(
-        f"\nRecap-DiT (shipped, p=0) on {judged['images']} eval captions: {100 * judged['object_accuracy']:.1f}% of "
-        f"the {judged['objects']} prompted objects drawn in their cell with the right shape, colour and size "
-        f"(judge); grid with prompts: {drawing['grid']}"
-    )
-    print(
-        f"\noutputs: world {world}, shards {shards}, captions {out / 'captions'}, scored {out / 'scored'}, "
-        f"release {out / 'release'}, summary {out / 'demo_summary.json'}"
-    )
-    budget = 15 * 60
-    verdict = "within" if timings["total_s"] <= budget else "OVER"
-    print(f"time: {timings} ({verdict} the 15-minute budget)")
-    return result
+    eval_split = str(Path(results["world"]["world"]) / "eval")
+    run_t2i_sweep(T2ISweepConfig(training=training, eval=eval_split, p_values=(0.0, 1.0), parallel=2))
+    return {f"p{p}": str(out / f"p-{p:.2f}" / "model") for p in (0.0, 1.0)}
+
+
+def draw_with_dit(config: DemoConfig, results: dict) -> dict:
+    """Recap-DiT at p=0 and p=1 draw the same eval prompts, from the ground truth and from the eval split's
+    recaptions; the shipped judge reads the images."""
+    from recap.evaluation.t2i_eval import T2IEvalConfig, T2IEvaluator
+
+    models = dit_models(config, results)
+    eval_split = str(Path(results["world"]["world"]) / "eval")
+    labelled = [f"{label}={folder}" for label, folder in models.items()]
+    reports = {}
+    for source, table in (("truth", None), ("recaption", results["eval_captions"]["table"])):
+        out = config.folder / "dit" / source
+        options = dict(prompt_table=table, prompt_column="re_caption") if table else {}
+        evaluation = T2IEvalConfig(
+            models=labelled,
+            eval=eval_split,
+            out=str(out),
+            limit=config.dit_prompts,
+            negatives=False,
+            grid_images=config.dit_grid_images,
+            **options,
+        )
+        reports[source] = T2IEvaluator(evaluation, progress=True).run()
+    prompts = pq.read_table(results["eval_captions"]["table"], columns=["re_caption", "truth"]).to_pylist()
+    same = sum(row["re_caption"] == row["truth"] for row in prompts[: config.dit_prompts])
+    model_args = " ".join(f"--model {item}" for item in labelled)
+    out = config.folder / "dit"
+    return {
+        "models": models,
+        "trained": config.train_all,
+        "reports": reports,
+        "recaptions_equal_to_truth": same,
+        "commands": {
+            "truth": f"recap eval-t2i {model_args} --eval {eval_split} --limit {config.dit_prompts} --no-negatives "
+            f"--out {out / 'truth'}",
+            "recaption": f"recap eval-t2i {model_args} --eval {eval_split} --limit {config.dit_prompts} "
+            f"--no-negatives --prompt-table {results['eval_captions']['table']} --prompt-column re_caption "
+            f"--out {out / 'recaption'}",
+        },
+    }
