@@ -3,6 +3,7 @@ earlier run can be kept."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class DemoConfig:
 
     @property
     def clip_steps(self) -> int:
-        return 20 if self.quick else (1000 if self.train_all else 300)
+        return 20 if self.quick else (1000 if self.train_all else 200)
 
     @property
     def clip_batch_size(self) -> int:
@@ -68,5 +69,7 @@ class DemoConfig:
 
     def identity(self) -> dict:
         """The options a step's result depends on: a finished step is kept only when these are unchanged."""
-        keys = ("size", "seed", "quick", "train_all", "retrain_captioner")
-        return {"steps_version": STEPS_VERSION, **{key: getattr(self, key) for key in keys}}
+        keys = ("size", "seed", "quick", "train_all", "retrain_captioner", "sft_size", "eval_size")
+        keys += ("clip_p_values", "clip_steps", "clip_batch_size", "dit_prompts", "dit_grid_images")
+        identity = {"steps_version": STEPS_VERSION, **{key: getattr(self, key) for key in keys}}
+        return json.loads(json.dumps(identity))  # as stored (tuples become lists), so the two compare equal

@@ -113,8 +113,8 @@ def _dit_view(result: dict, folder: Path) -> list[dict]:
                     "frechet_distance": model["frechet_distance"],
                 }
             )
-        view = {"source": source, "prompts": report["prompts"], "models": models, "command": result["commands"][source]}
-        views.append(view | {"same_as_truth": result.get("recaptions_equal_to_truth")})
+        same = result.get("recaptions_equal_to_truth")
+        views.append({"source": source, "prompts": report["prompts"], "models": models, "same_as_truth": same})
     return views
 
 
@@ -155,6 +155,7 @@ def report_context(summary: dict, folder: Path) -> dict:
         "clip": results["clip"],
         "dit": _dit_view(results["dit"], folder),
         "dit_trained": results["dit"]["trained"],
+        "dit_recaptions_same": results["dit"]["recaptions_equal_to_truth"],
         "examples": examples,
         "histograms": histograms,
         "figures": {"quality": "images/caption_quality.png", "clip": "images/clip_p.png"},

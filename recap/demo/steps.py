@@ -263,16 +263,21 @@ def dit_models(config: DemoConfig, results: dict) -> dict[str, str]:
 
 def draw_with_dit(config: DemoConfig, results: dict) -> dict:
     """Recap-DiT at p=0 and p=1 draw the same eval prompts, from the ground truth and from the eval split's
-    recaptions; the shipped judge reads the images."""
+    recaptions (unless every recaption is the truth word for word: the images would be the same); the shipped
+    judge reads the images."""
     from recap.evaluation.t2i_eval import T2IEvalConfig, T2IEvaluator
 
     models = dit_models(config, results)
     eval_split = str(Path(results["world"]["world"]) / "eval")
     labelled = [f"{label}={folder}" for label, folder in models.items()]
+    table = results["eval_captions"]["table"]
+    prompts = pq.read_table(table, columns=["re_caption", "truth"]).to_pylist()[: config.dit_prompts]
+    same = sum(row["re_caption"] == row["truth"] for row in prompts)
+    sources = {"truth": None} if same == len(prompts) else {"truth": None, "recaption": table}
     reports = {}
-    for source, table in (("truth", None), ("recaption", results["eval_captions"]["table"])):
+    for source, prompt_table in sources.items():
         out = config.folder / "dit" / source
-        options = dict(prompt_table=table, prompt_column="re_caption") if table else {}
+        options = dict(prompt_table=prompt_table, prompt_column="re_caption") if prompt_table else {}
         evaluation = T2IEvalConfig(
             models=labelled,
             eval=eval_split,
@@ -283,20 +288,18 @@ def draw_with_dit(config: DemoConfig, results: dict) -> dict:
             **options,
         )
         reports[source] = T2IEvaluator(evaluation, progress=True).run()
-    prompts = pq.read_table(results["eval_captions"]["table"], columns=["re_caption", "truth"]).to_pylist()
-    same = sum(row["re_caption"] == row["truth"] for row in prompts[: config.dit_prompts])
-    model_args = " ".join(f"--model {item}" for item in labelled)
     out = config.folder / "dit"
+    command = f"recap eval-t2i {' '.join(f'--model {item}' for item in labelled)} --eval {eval_split} "
+    command += f"--limit {config.dit_prompts} --no-negatives"
+    recaption_options = f"--prompt-table {results['eval_captions']['table']} --prompt-column re_caption"
     return {
         "models": models,
         "trained": config.train_all,
         "reports": reports,
         "recaptions_equal_to_truth": same,
+        "prompts": len(prompts),
         "commands": {
-            "truth": f"recap eval-t2i {model_args} --eval {eval_split} --limit {config.dit_prompts} --no-negatives "
-            f"--out {out / 'truth'}",
-            "recaption": f"recap eval-t2i {model_args} --eval {eval_split} --limit {config.dit_prompts} "
-            f"--no-negatives --prompt-table {results['eval_captions']['table']} --prompt-column re_caption "
-            f"--out {out / 'recaption'}",
+            source: f"{command} {recaption_options + ' ' if prompt_table else ''}--out {out / source}"
+            for source, prompt_table in sources.items()
         },
     }
