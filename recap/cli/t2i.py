@@ -8,6 +8,8 @@ from pathlib import Path
 
 from recap.errors import RecapError
 
+NEGATIVE_SCALE_HELP = "Perp-Neg's scale for the negative (default: --scale minus 1, the plain negative's weight on it)"
+
 
 def add_t2i_parsers(subparsers) -> None:
     _add_train_t2i_parser(subparsers)
@@ -120,7 +122,7 @@ def _add_sample_parser(subparsers) -> None:
     parser.add_argument("--limit", type=int, default=16, help="at most this many prompts from a file or table")
     parser.add_argument("--negative", help="negative prompt for every image")
     parser.add_argument("--guidance", choices=GUIDANCE_MODES, help="default: cfg, or negative with --negative")
-    parser.add_argument("--negative-scale", type=float, help="Perp-Neg's scale for the negative (default: --scale)")
+    parser.add_argument("--negative-scale", type=float, help=NEGATIVE_SCALE_HELP)
     parser.add_argument("--out", required=True, help="folder for the PNGs, grid and samples.json")
     _add_generation_arguments(parser)
     parser.set_defaults(handler=_run_sample)
@@ -240,7 +242,7 @@ def _add_eval_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--no-negatives", dest="negatives", action="store_false", help="skip the negative checks")
     parser.add_argument("--negative-limit", type=int, default=defaults.negative_limit, help="prompts per check")
     parser.add_argument("--negative-colour", default=defaults.negative_colour)
-    parser.add_argument("--negative-scale", type=float, help="Perp-Neg's scale for the negative (default: --scale)")
+    parser.add_argument("--negative-scale", type=float, help=NEGATIVE_SCALE_HELP)
 
 
 def _run_eval_t2i(args: argparse.Namespace) -> int:

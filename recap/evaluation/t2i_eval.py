@@ -55,9 +55,9 @@ class T2IEvalConfig:
     scheduler: str = "ddim"
     seed: int = 0
     negatives: bool = True
-    negative_limit: int = 100
+    negative_limit: int = 300  # the paired own-object measure uses the ~30% of them drawn without a negative
     negative_colour: str = "green"
-    negative_scale: float | None = None  # Perp-Neg's; None: the same as `scale`
+    negative_scale: float | None = None  # Perp-Neg's; None: `scale - 1`, the plain negative's weight
     grid_images: int = 24
     batch_size: int = 64
     threads: int = 0
@@ -300,11 +300,17 @@ class T2IEvaluator:
         firsts = [self.scenes[i].objects[0] for i in chosen]
         own = [object_phrase(obj) for obj in firsts]
         by_mode = self._judge_each_mode(model, prompts, own, f"{label}: own object as negative", scale)
-        removed = {
-            mode: float(
-                np.mean([not _draws(cells, obj.position, obj) for cells, obj in zip(judged, firsts, strict=True)])
-            )
+        drawn = {
+            mode: [_draws(cells, obj.position, obj) for cells, obj in zip(judged, firsts, strict=True)]
             for mode, judged in by_mode.items()
+        }
+        removed = {mode: 1.0 - float(np.mean(values)) for mode, values in drawn.items()}
+        # Paired on the seed: of the images whose object is drawn with no negative, the share a negative removes
+        # (the unpaired rate above also counts the many images that never had the object).
+        had = [i for i, value in enumerate(drawn["none"]) if value]
+        removed_when_drawn = {
+            mode: float(np.mean([not drawn[mode][i] for i in had])) if had else None
+            for mode in ("negative", "perp-neg")
         }
         return {
             "colour": colour,
@@ -312,6 +318,8 @@ class T2IEvaluator:
             "colour_rate": colour_rates,  # share of images with an object of the negative colour
             "own_object_prompts": len(chosen),
             "own_object_removed": removed,  # share of images whose first prompted object is not drawn
+            "own_object_drawn_without_negative": len(had),
+            "own_object_removed_when_drawn": removed_when_drawn,
         }
 
     def run(self) -> dict:
@@ -389,6 +397,14 @@ def markdown_report(report: dict) -> str:
                 + " | ".join(f"{removed[mode] * 100:.1f}" for mode in ("none", "negative", "perp-neg"))
                 + " |"
             )
+            paired = check.get("own_object_removed_when_drawn") or {}
+            if paired.get("negative") is not None:
+                lines.append(
+                    f"| {label} | of the {check['own_object_drawn_without_negative']} images that draw it with no "
+                    "negative, first object removed | 0.0 | "
+                    + " | ".join(f"{paired[mode] * 100:.1f}" for mode in ("negative", "perp-neg"))
+                    + " |"
+                )
     for label, result in report["models"].items():
         lines += ["", f"![{label}]({Path(result['grid']).relative_to(Path(report['config']['out']))})"]
     return "\n".join(lines) + "\n"

@@ -97,11 +97,12 @@ def claims(report: dict, p_values: tuple[float, ...]) -> dict:
     for name, model in models.items():
         check = model.get("negatives")
         if check:
-            colour, removed = check["colour_rate"], check["own_object_removed"]
+            colour, removed = check["colour_rate"], check.get("own_object_removed_when_drawn")
             result[f"{name}_negative_colour_lowered"] = {
                 mode: colour[mode] < colour["none"] for mode in ("negative", "perp-neg")
             }
-            result[f"{name}_perp_neg_keeps_own_object"] = removed["perp-neg"] < removed["negative"]
+            if removed and removed["negative"] is not None:  # paired on the seed: images that had the object
+                result[f"{name}_perp_neg_keeps_own_object"] = removed["perp-neg"] < removed["negative"]
     return result
 
 
@@ -167,4 +168,14 @@ def markdown_sweep(sweep: dict) -> str:
             f"- CLIP score: p=0.0 minus p=1.0 = {result['clip_score_gain_p0_over_p1']:+.2f} (claim: > 0): "
             f"{verdict[result['clip_score_holds']]}.",
         ]
+    for name in sweep["eval"]["models"]:
+        if f"{name}_negative_colour_lowered" in result:
+            lowered = result[f"{name}_negative_colour_lowered"]
+            modes = [mode for mode in ("negative", "perp-neg") if lowered[mode]]
+            lines.append(f"- {name}, negative colour lowered under: {', '.join(modes) or 'neither mode'}.")
+        if f"{name}_perp_neg_keeps_own_object" in result:
+            lines.append(
+                f"- {name}, the prompt's own object as the negative: Perp-Neg removes it less often than the plain "
+                f"negative (paired on the seed): {verdict[result[f'{name}_perp_neg_keeps_own_object']]}."
+            )
     return "\n".join(lines) + "\n"

@@ -329,7 +329,8 @@ class TextToImage:
         """uint8 images (N, S, S, 3), image i from the noise of seed `seed + i` whatever the batch it lands in, so
         the same seed gives the same images. `guidance`: "cfg" (the empty prompt as the unconditional branch),
         "negative" (the negative prompt there instead) or "perp-neg" (the negative's part perpendicular to the
-        prompt's direction subtracted with `negative_scale`, default `scale`). `scale` None: the model's recorded
+        prompt's direction subtracted with `negative_scale`; default `scale - 1`, the weight the plain negative puts
+        on the negative's direction, so the two modes compare at equal strength). `scale` None: the model's recorded
         `guidance_scale`, else 4. `progress(n)` is called per batch."""
         import torch
 
@@ -345,7 +346,9 @@ class TextToImage:
             raise RecapError(f"guidance {guidance!r} needs a negative prompt for every prompt")
         if scale is None:  # the scale recorded with the model (chosen on validation prompts), else 4
             scale = float(self.info.get("guidance_scale", DEFAULT_GUIDANCE_SCALE))
-        negative_scale = scale if negative_scale is None else negative_scale
+        # The plain negative, neg + s (cond - neg) = uncond + s (cond - uncond) - (s - 1) (neg - uncond), subtracts
+        # the negative's direction with weight s - 1; Perp-Neg's default subtracts its perpendicular part with that.
+        negative_scale = max(scale - 1.0, 0.0) if negative_scale is None else negative_scale
         side, channels = self.codec.sample_size, self.codec.channels
         out = []
         for start in range(0, len(prompts), batch_size):

@@ -78,6 +78,10 @@ def test_eval_t2i_writes_the_report_for_each_model(tiny_t2i, small_world, tmp_pa
     assert 0 < report["real_images"]["clip_score"] <= 100
     negatives = first["negatives"]
     assert set(negatives["colour_rate"]) == set(negatives["own_object_removed"]) == {"none", "negative", "perp-neg"}
+    # paired on the seed: only images that draw the object with no negative can lose it
+    drawn, paired = negatives["own_object_drawn_without_negative"], negatives["own_object_removed_when_drawn"]
+    assert 0 <= drawn <= 3 and set(paired) == {"negative", "perp-neg"}
+    assert all((value is None) == (drawn == 0) for value in paired.values())
     assert Image.open(first["grid"]).size[0] > 0
     assert "| p0 |" in (out / "eval.md").read_text() and "Perp-Neg" in (out / "eval.md").read_text()
     assert "object accuracy" in capsys.readouterr().out

@@ -114,6 +114,15 @@ def test_every_guidance_and_scheduler_draws(tiny_model, scheduler):
         assert images.shape == (1, 16, 16, 3)
 
 
+def test_perp_neg_defaults_to_the_plain_negatives_weight(tiny_model):
+    """neg + s (cond - neg) subtracts the negative's direction with weight s - 1: Perp-Neg's default is that."""
+    model = load_t2i(tiny_model)
+    options = dict(negative_prompts="green", guidance="perp-neg", steps=2, scale=3.0)
+    default = model.generate(["A heart."], **options)
+    assert np.array_equal(default, model.generate(["A heart."], negative_scale=2.0, **options))
+    assert not np.array_equal(default, model.generate(["A heart."], negative_scale=3.0, **options))
+
+
 def test_bad_guidance_requests_are_refused(tiny_model):
     model = load_t2i(tiny_model)
     with pytest.raises(RecapError, match="unknown guidance"):
