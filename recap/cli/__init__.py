@@ -95,7 +95,9 @@ def _add_download_parser(subparsers) -> None:
         "and write webdataset shards (NNNNN.tar with .jpg/.txt/.json per sample, NNNNN.parquet, NNNNN_stats.json), "
         "keeping uid. With --world, the world's images are first served on 127.0.0.1 (dead links, timeouts and "
         "corrupt bodies included) and its --split metadata is downloaded. A rerun resumes finished shards. "
-        "Prints the success rate and failures by reason, and writes download_summary.json.",
+        "With --distributor ray the shards are downloaded as Ray tasks on a cluster (see also "
+        "pipelines/download_datacomp.py, the same as a Ray job). Prints the success rate and failures by "
+        "reason, and writes download_summary.json.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
@@ -116,36 +118,45 @@ def _add_download_parser(subparsers) -> None:
     parser.add_argument("--caption-col", default="text", help="metadata column with the alt-text")
     parser.add_argument("--keep-columns", default="uid", help="comma-separated metadata columns kept in each sample")
     parser.add_argument("--no-verify-hash", action="store_true", help="do not check downloads against sha256")
+    parser.add_argument(
+        "--distributor",
+        choices=("multiprocessing", "ray"),
+        default="multiprocessing",
+        help="img2dataset's distributor: --processes on this machine, or one Ray task (1 CPU) per shard on a "
+        "Ray cluster (the output must then be reachable from every node: an object store or a shared folder)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="with --distributor ray: the cluster to join (default: RAY_ADDRESS, the cluster `ray start` began on "
+        "this machine, or a local Ray; 'local' always starts a fresh one)",
+    )
     parser.set_defaults(handler=_run_download)
 
 
 def _run_download(args: argparse.Namespace) -> int:
-    from recap.ingest.download import DownloadConfig, download, download_world
+    from recap.ingest.download import DownloadConfig, download, download_world, world_settings
     from recap.report import download_report
 
-    world_defaults = {"image_size": 512, "samples_per_shard": 10_000, "timeout": 10}
-    metadata = args.metadata
+    defaults = {"metadata": args.metadata, "image_size": 512, "samples_per_shard": 10_000, "timeout": 10}
     if args.world:
-        from recap.world.generate import load_manifest
-
-        manifest = load_manifest(args.world)
-        world_defaults = {"image_size": manifest["config"]["image_size"], "samples_per_shard": 1000, "timeout": 3}
-        metadata = str(Path(args.world) / args.split / "metadata")
+        defaults = world_settings(args.world, args.split)
     config = _config(
         DownloadConfig,
-        metadata=metadata,
+        metadata=defaults["metadata"],
         out=args.out,
-        image_size=args.image_size or world_defaults["image_size"],
+        image_size=args.image_size or defaults["image_size"],
         resize_mode=args.resize_mode,
-        samples_per_shard=args.samples_per_shard or world_defaults["samples_per_shard"],
+        samples_per_shard=args.samples_per_shard or defaults["samples_per_shard"],
         processes=args.processes,
         threads=args.threads,
-        timeout=args.timeout or world_defaults["timeout"],
+        timeout=args.timeout or defaults["timeout"],
         retries=args.retries,
         url_column=args.url_col,
         caption_column=args.caption_col,
         keep_columns=tuple(c.strip() for c in args.keep_columns.split(",") if c.strip()),
         verify_hash=not args.no_verify_hash,
+        distributor=args.distributor,
+        ray_address=args.ray_address,
     )
     summary = download_world(args.world, args.split, config) if args.world else download(config)
     print(download_report(summary.to_dict()))
