@@ -62,11 +62,9 @@ def _stored(path: Path, identity: dict) -> dict | None:
 def _start_ray(config: DemoConfig) -> None:
     """Start (or join) Ray once, before the first job needs it, with the workers' output kept in Ray's session
     logs unless --verbose (on the driver it would land between the progress bars)."""
-    import ray
+    from recap.executors.ray_executor import connect
 
-    if not ray.is_initialized():
-        address = config.ray_address or "local"
-        ray.init(address=address, include_dashboard=False, log_to_driver=config.verbose)
+    connect(config.ray_address or "local", log_to_driver=config.verbose)
 
 
 def run_steps(config: DemoConfig, terminal: TextIO, log: Path, steps: tuple[Step, ...] = STEPS) -> dict:

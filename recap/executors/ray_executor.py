@@ -150,6 +150,25 @@ class _Stream:
             self._thread.join(timeout=30)
 
 
+def connect(address: str | None, *, log_to_driver: bool = True, runtime_env: dict | None = None) -> bool:
+    """Connect this process to Ray unless it already is: `address` ("local": a fresh local Ray), else RAY_ADDRESS or
+    the cluster `ray start` left in /tmp/ray, else a local Ray. Returns whether this call connected. RecapError, with
+    what to do, when the cluster cannot be reached. Every driver of the project (jobs, download, demo) joins here."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=log_to_driver)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = address or "the address in RAY_ADDRESS or /tmp/ray/ray_current_cluster (from `ray start`)"
+        raise RecapError(
+            f"cannot connect to the Ray cluster at {where}: {error}. Start the cluster, or pass "
+            "--ray-address local for a fresh local Ray (`ray stop` clears a stale cluster file)"
+        ) from None
+    return True
+
+
 def check_placement(
     nodes: list[dict], actors: int, actor_cpus: float, actor_gpus: float, task_cpus: float, what: str = "model"
 ) -> None:
@@ -210,15 +229,7 @@ class RayExecutor:
         import ray
         from ray.data import ActorPoolStrategy, DataContext
 
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
-            except (ConnectionError, RuntimeError, ValueError) as error:
-                where = self.address or "the address in RAY_ADDRESS or /tmp/ray/ray_current_cluster (from `ray start`)"
-                raise RecapError(
-                    f"cannot connect to the Ray cluster at {where}: {error}. Start the cluster, or pass "
-                    "--ray-address local for a fresh local Ray (`ray stop` clears a stale cluster file)"
-                ) from None
+        connect(self.address)
         self._check_resources(pipeline, ray)
         context = DataContext.get_current()
         context.enable_progress_bars = False  # rows, not blocks: the driver shows its own bar

@@ -210,7 +210,8 @@ def _ray_cluster(address: str | None, task_env: dict[str, str] | None) -> Iterat
     a local Ray) with `task_env` in the job's runtime environment; disconnect afterwards if this connected."""
     import ray
 
-    connected = False
+    from recap.executors.ray_executor import connect
+
     if ray.is_initialized():
         job_env = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
         differing = sorted(name for name, value in (task_env or {}).items() if job_env.get(name) != value)
@@ -219,17 +220,7 @@ def _ray_cluster(address: str | None, task_env: dict[str, str] | None) -> Iterat
                 f"Ray is already connected in this process without {', '.join(differing)} in its runtime "
                 "environment, which the download tasks need: call ray.shutdown() first, or download in a new process"
             )
-    else:
-        try:
-            runtime_env = {"env_vars": dict(task_env)} if task_env else None
-            ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=True)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            where = address or "the address in RAY_ADDRESS or /tmp/ray/ray_current_cluster (from `ray start`)"
-            raise RecapError(
-                f"cannot connect to the Ray cluster at {where}: {error}. Start the cluster, or pass "
-                "--ray-address local for a fresh local Ray (`ray stop` clears a stale cluster file)"
-            ) from None
-        connected = True
+    connected = connect(address, runtime_env={"env_vars": dict(task_env)} if task_env else None)
     try:
         # img2dataset asks one CPU per shard task; on a cluster with no node that has one, they would wait forever.
         if not any(node.get("Alive") and node["Resources"].get("CPU", 0) >= 1 for node in ray.nodes()):
