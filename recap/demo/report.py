@@ -97,7 +97,7 @@ def _quality_rows(columns: dict[str, dict]) -> list[dict]:
 
 def _dit_view(result: dict, folder: Path) -> list[dict]:
     """Per prompt source, per model: the grid (copied beside the pages) and the judged scores."""
-    views = []
+    views, same = [], result["recaptions_equal_to_truth"]
     for source, report in result["reports"].items():
         models = []
         for label, model in report["models"].items():
@@ -113,7 +113,6 @@ def _dit_view(result: dict, folder: Path) -> list[dict]:
                     "frechet_distance": model["frechet_distance"],
                 }
             )
-        same = result.get("recaptions_equal_to_truth")
         views.append({"source": source, "prompts": report["prompts"], "models": models, "same_as_truth": same})
     return views
 
@@ -155,7 +154,6 @@ def report_context(summary: dict, folder: Path) -> dict:
         "clip": results["clip"],
         "dit": _dit_view(results["dit"], folder),
         "dit_trained": results["dit"]["trained"],
-        "dit_recaptions_same": results["dit"]["recaptions_equal_to_truth"],
         "examples": examples,
         "histograms": histograms,
         "figures": {"quality": "images/caption_quality.png", "clip": "images/clip_p.png"},
