@@ -19,6 +19,7 @@ from recap.evaluation.clip_sweep import p_label
 from recap.evaluation.p_runs import check_p_values, identity, run_each_p
 from recap.evaluation.t2i_eval import T2IEvalConfig, T2IEvaluator, markdown_report
 from recap.io_utils import write_json_atomic
+from recap.models.t2i import record_guidance_scale
 from recap.training.t2i_training import T2ITrainer, T2ITrainingConfig
 
 DEFAULT_P_VALUES = (0.0, 1.0)
@@ -126,6 +127,13 @@ def run_t2i_sweep(config: T2ISweepConfig, *, progress: bool = True) -> dict:
     models = [f"{label(p)}={trained[p]['model']}" for p in config.p_values]
     evaluation = replace(config.evaluation, models=models, out=str(config.out / "eval"))
     report = T2IEvaluator(evaluation, progress=progress).run()
+    for p in config.p_values:  # each model then draws with the scale chosen for it, without --scale
+        result = report["models"][label(p)]
+        by_scale = result["validation_object_accuracy_by_scale"]
+        if by_scale:
+            tried = ", ".join(f"{scale} -> {100 * accuracy:.1f}" for scale, accuracy in by_scale.items())
+            chosen_on = f"judged object accuracy on {evaluation.eval} prompts after the eval's: {tried}"
+            record_guidance_scale(trained[p]["model"], result["scale"], chosen_on)
     sweep = {
         "training": {
             key: value for key, value in identity(asdict(training)).items() if key not in ("out", "p_original")

@@ -403,6 +403,16 @@ class TextToImage:
         return folder
 
 
+def record_guidance_scale(folder: str | Path, scale: float, chosen_on: str) -> None:
+    """Store the guidance scale a model draws with by default (`generate(scale=None)`) in its folder, with how it
+    was chosen."""
+    from recap.io_utils import write_json_atomic
+
+    path = Path(folder) / T2I_CONFIG
+    info = json.loads(path.read_text())
+    write_json_atomic(path, {**info, "guidance_scale": float(scale), "guidance_scale_chosen_on": chosen_on})
+
+
 def load_t2i(folder: str | Path, *, text_encoder: str | None = None) -> TextToImage:
     """A model folder written by `recap train-t2i` (or `TextToImage.save`). The text encoder recorded there is
     loaded and its weights checked against the recorded sha256 (`text_encoder` points elsewhere if it moved)."""

@@ -4,6 +4,7 @@ to end on a tiny model trained here (a few steps: the plumbing is under test, no
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,6 +118,9 @@ def test_t2i_sweep_trains_both_p_evaluates_them_and_skips_them_on_a_rerun(small_
     sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     for model in sweep["eval"]["models"].values():  # each model's scale chosen on the 6 validation prompts
         assert model["scale"] in (1.0, 4.0) and set(model["validation_object_accuracy_by_scale"]) == {"1.0", "4.0"}
+        # and recorded in its folder, so it draws with that scale by default
+        recorded = json.loads((Path(model["model"]) / "recap_t2i.json").read_text())
+        assert recorded["guidance_scale"] == model["scale"] and "1.0 -> " in recorded["guidance_scale_chosen_on"]
     assert set(sweep["eval"]["models"]) == {"p0.0", "p1.0"}
     claims = sweep["claims"]
     assert isinstance(claims["object_accuracy_holds"], bool) and "clip_score_gain_p0_over_p1" in claims
