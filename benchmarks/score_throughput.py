@@ -1,27 +1,43 @@
 """Scoring-job efficiency on this machine: `recap score` on a local Ray against the bare open_clip encode loop.
 
-    python benchmarks/score_throughput.py [--images 10000] [--batch-size 256]
+    python benchmarks/score_throughput.py [--images 10000] [--small-images 2000] [--batch-size 256]
 
-efficiency = end-to-end images/s of the Ray job / images/s of the bare loop on the same images, model (the
-shipped reference CLIP), batch size and thread count (one: the job's CLIP actor has one of the two CPUs, the
-read and decode tasks the other, so its torch runs one thread). The bare loop has
-every image decoded and cropped in memory already and only tokenizes and encodes (one image, two captions per
-row: what the job's actor does); it runs before and after each job, and a job is compared with the mean of
-the two. The caption tables are the world's ground truth written in the recaption job's layout (captioning
-10,000 images first would only add time). Run it on a quiet machine.
+Same images, model (the shipped reference CLIP), batch size and thread count throughout (one: the job's CLIP
+actor has one of the two CPUs, the read and decode tasks the other, so its torch runs one thread). The caption
+tables are the world's ground truth written in the recaption job's layout (captioning 10,000 images first
+would only add time). Three ratios, each against runs timed just before and after it:
+
+1. end to end: the job's images/s (its summary: from the job's start to its last table) / the bare loop's.
+   The bare loop has every image decoded and cropped in memory already and only tokenizes and encodes (one
+   image, two captions per row: what the job's actor does); its process imported torch and open_clip and
+   loaded the model before the clock starts. The job pays for that inside its time (a new actor process).
+2. per image: the job on `--images` and on its first `--small-images`: the extra images / the extra seconds,
+   against the bare loop. The start-up both runs pay cancels, so this is the job's rate once it runs; the
+   start-up is then the large run's seconds less its images at that rate.
+3. command against script: `recap score` as a command (a new driver on the same Ray) against the same work
+   written as a plain script (`--loop-program`: import, load the model, read and decode the tars, score in
+   batches, one thread), each timed from its process's start to its end.
+
+Run it on a quiet machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from statistics import median
 
+import numpy as np
+import pyarrow.dataset as ds
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+SHARD_SIZE = 1000
 
 
 def ground_truth_caption_tables(world: Path, shards: Path, out: Path) -> int:
@@ -73,9 +89,45 @@ def bare_loop(model, tokenizer, pixels, alt_texts, recaptions, batch_size: int) 
     return len(pixels) / (time.perf_counter() - started)
 
 
-def main() -> None:
-    import numpy as np
+def loop_program(work: Path, batch_size: int) -> None:
+    """The scoring written as a plain one-thread script: what `recap score` is measured against in ratio 3."""
     import pyarrow.dataset as ds
+    import torch
+
+    from recap.jobs.score import clip_input_size
+    from recap.models.assets import shipped_clip
+    from recap.models.clip import clip_scores, load_clip
+    from recap.stages.decode import decode_image
+    from recap.stages.webdataset_reader import list_shards, read_shard
+
+    torch.set_num_threads(1)
+    clip = str(shipped_clip())
+    side = clip_input_size(clip)
+    model, _, tokenizer = load_clip(clip)
+    for shard in list_shards(str(work / "shards")):
+        table = ds.dataset(str(work / "captions" / f"{shard.name}.parquet"), format="parquet").to_table()
+        columns = [table[column].to_pylist() for column in ("key", "org_caption", "re_caption")]
+        texts = {key: (org, re) for key, org, re in zip(*columns, strict=True)}
+        for batch in read_shard(shard, rows_per_batch=batch_size):
+            pixels = [decode_image(data, side, 10**9, pad_to_square=False) for data in batch["image"]]
+            alt_texts = [texts[key][0] for key in batch["key"]]
+            recaptions = [texts[key][1] for key in batch["key"]]
+            clip_scores(model, tokenizer, np.stack(pixels), recaptions, alt_texts)
+
+
+def timed_command(command: list[str]) -> float:
+    """Seconds from starting `command` to its end; its output is dropped unless it fails."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    return seconds
+
+
+def main() -> None:
     import ray
     import torch
 
@@ -89,14 +141,21 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--small-images", type=int, default=2_000, help="the smaller job of ratio 2 (whole shards)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2, help="jobs, each between two bare runs")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of the three measurements")
+    parser.add_argument("--loop-program", type=Path, metavar="WORK", help=argparse.SUPPRESS)  # ratio 3's script
     args = parser.parse_args()
+    if args.loop_program:
+        loop_program(args.loop_program, args.batch_size)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="recap-score-bench-"))
     generate_world(WorldConfig(seed=9, size=args.images, sft_size=1, eval_size=1), work / "world", progress=False)
-    write_webdataset(work / "world", "web", work / "shards", samples_per_shard=1000)
+    write_webdataset(work / "world", "web", work / "shards", samples_per_shard=SHARD_SIZE)
     rows = ground_truth_caption_tables(work / "world", work / "shards", work / "captions")
+    shards = list_shards(str(work / "shards"))
+    small = [shard.uri for shard in shards[: max(1, args.small_images // SHARD_SIZE)]]
     clip = str(shipped_clip())
     side = clip_input_size(clip)
 
@@ -105,7 +164,7 @@ def main() -> None:
     table = ds.dataset(str(work / "captions"), format="parquet").to_table(columns=["key", "org_caption", "re_caption"])
     texts = {key: (org, re) for key, org, re in zip(*(table[c].to_pylist() for c in table.column_names), strict=True)}
     pixels, alt_texts, recaptions = [], [], []
-    for shard in list_shards(str(work / "shards")):
+    for shard in shards:
         for batch in read_shard(shard):
             for key, data in zip(batch["key"], batch["image"], strict=True):
                 pixels.append(decode_image(data, side, 10**9, pad_to_square=False))
@@ -114,37 +173,86 @@ def main() -> None:
     pixels = np.stack(pixels)
     bare_loop(model, tokenizer, pixels[: args.batch_size], alt_texts, recaptions, args.batch_size)  # warm-up
     cpus = os.cpu_count() or 1
-    print(f"machine: {cpus} CPUs; CLIP {clip}; {rows} images, batch {args.batch_size}, 1 actor thread")
+    print(
+        f"machine: {cpus} CPUs; CLIP {clip}; {rows} images in {len(shards)} shards (small job: {len(small)} shards), "
+        f"batch {args.batch_size}, 1 actor thread",
+        flush=True,
+    )
 
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
-    rates = [bare_loop(model, tokenizer, pixels, alt_texts, recaptions, args.batch_size)]
-    efficiencies = []
-    for repeat in range(args.repeats):
+    address = ray.get_runtime_context().gcs_address
+    bare = [bare_loop(model, tokenizer, pixels, alt_texts, recaptions, args.batch_size)]
+
+    def next_bare() -> float:
+        """Time the bare loop again; the mean of it and the run before (the measurement between them)."""
+        bare.append(bare_loop(model, tokenizer, pixels, alt_texts, recaptions, args.batch_size))
+        return (bare[-2] + bare[-1]) / 2
+
+    def job(inputs: list[str], name: str) -> dict:
         config = ScoreJobConfig(
-            input=[str(work / "shards")],
+            input=inputs,
             captions=str(work / "captions"),
-            output=str(work / f"scored-{repeat}"),
+            output=str(work / name),
             batch_size=args.batch_size,
             cpus_per_actor=1.0,
             decode_cpus=1.0,
         )
-        summary = run_score_job(config, progress=False)
-        rates.append(bare_loop(model, tokenizer, pixels, alt_texts, recaptions, args.batch_size))
-        reference = (rates[-2] + rates[-1]) / 2
-        efficiencies.append(summary["images_per_s"] / reference)
-        busy = summary["stage_seconds"].get("clip-score", 0.0)
+        return run_score_job(config, progress=False)
+
+    results: dict[str, list[float]] = {"end to end": [], "per image": [], "command / script": []}
+    for repeat in range(1, args.repeats + 1):
+        large = job([str(work / "shards")], f"scored-{repeat}")
+        reference = next_bare()
+        busy = large["stage_seconds"].get("clip-score", 0.0)
+        results["end to end"].append(large["images_per_s"] / reference)
         print(
-            f"job #{repeat + 1}: {summary['rows']} images in {summary['seconds']:.1f} s = "
-            f"{summary['images_per_s']:.1f} images/s; bare loop {rates[-2]:.1f} before, {rates[-1]:.1f} after -> "
-            f"efficiency {efficiencies[-1]:.2f}; scorer busy {busy:.1f} s\n"
-            f"    fixed cost (job time the scorer was not scoring: start-up, model load, drain) "
-            f"{summary['seconds'] - busy:.1f} s; while busy the scorer ran at {summary['rows'] / busy:.1f} images/s "
-            f"= {summary['rows'] / busy / reference:.2f} of the bare loop\n"
-            f"    stage seconds: {summary['stage_seconds']}",
+            f"round {repeat}\n  1. end to end: {large['rows']} images in {large['seconds']:.1f} s = "
+            f"{large['images_per_s']:.1f} images/s; bare loop {bare[-2]:.1f} before, {bare[-1]:.1f} after -> "
+            f"efficiency {results['end to end'][-1]:.2f}\n"
+            f"     scorer busy {busy:.1f} s ({large['rows'] / busy / reference:.2f} of the bare rate while busy), "
+            f"not scoring {large['seconds'] - busy:.1f} s; stage seconds {large['stage_seconds']}",
+            flush=True,
+        )
+        little = job(small, f"scored-small-{repeat}")
+        reference = (reference + next_bare()) / 2
+        rate = (large["rows"] - little["rows"]) / (large["seconds"] - little["seconds"])
+        results["per image"].append(rate / reference)
+        print(
+            f"  2. per image: {little['rows']} images in {little['seconds']:.1f} s; the other "
+            f"{large['rows'] - little['rows']} took {large['seconds'] - little['seconds']:.1f} s more = {rate:.1f} "
+            f"images/s -> efficiency {results['per image'][-1]:.2f}; "
+            f"start-up {large['seconds'] - large['rows'] / rate:.1f} s",
+            flush=True,
+        )
+        command = timed_command(
+            [
+                str(Path(sys.executable).with_name("recap")),
+                "score",
+                "--input",
+                str(work / "shards"),
+                "--captions",
+                str(work / "captions"),
+                "--output",
+                str(work / f"scored-command-{repeat}"),
+                "--batch-size",
+                str(args.batch_size),
+                "--ray-address",
+                address,
+                "--quiet",
+            ]
+        )
+        script = timed_command(
+            [sys.executable, __file__, "--loop-program", str(work), "--batch-size", str(args.batch_size)]
+        )
+        results["command / script"].append(script / command)
+        print(
+            f"  3. command against script: `recap score` {command:.1f} s, the script {script:.1f} s -> "
+            f"efficiency {results['command / script'][-1]:.2f}",
             flush=True,
         )
     ray.shutdown()
-    print(f"efficiency: {', '.join(f'{value:.2f}' for value in efficiencies)} (median {median(efficiencies):.2f})")
+    for name, values in results.items():
+        print(f"{name}: {', '.join(f'{value:.2f}' for value in values)} (median {median(values):.2f})")
 
 
 if __name__ == "__main__":
