@@ -165,15 +165,15 @@ class MixedCaptionTrainer:
     def _train_on_ray(self) -> list[dict]:
         """The same loop on `workers` Ray Train workers; each reads its own share of the shards. OUT must be on
         a filesystem every worker sees (one machine, or shared storage)."""
-        import ray
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
+
+        from recap.executors.ray_executor import connect
 
         config = self.config
         for stale in (self.out / "workers").glob("rank-*.json"):  # an earlier run's, perhaps with more workers
             stale.unlink()
-        if not ray.is_initialized():
-            ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=self.progress)
+        connect(config.ray_address, log_to_driver=self.progress)
         resources = {"CPU": config.cpus_per_worker, **({"GPU": 1} if config.gpus else {})}
         trainer_class = f"{type(self).__module__}:{type(self).__qualname__}"
         trainer = TorchTrainer(
