@@ -89,9 +89,15 @@ def bare_loop(model, tokenizer, pixels, alt_texts, recaptions, batch_size: int) 
     return len(pixels) / (time.perf_counter() - started)
 
 
+def caption_texts(path: Path) -> dict[str, tuple[str, str]]:
+    """key -> (alt-text, recaption) from a caption table or a folder of them."""
+    table = ds.dataset(str(path), format="parquet").to_table(columns=["key", "org_caption", "re_caption"])
+    columns = [table[column].to_pylist() for column in table.column_names]
+    return {key: (org, re) for key, org, re in zip(*columns, strict=True)}
+
+
 def loop_program(work: Path, batch_size: int) -> None:
     """The scoring written as a plain one-thread script: what `recap score` is measured against in ratio 3."""
-    import pyarrow.dataset as ds
     import torch
 
     from recap.jobs.score import clip_input_size
@@ -105,9 +111,7 @@ def loop_program(work: Path, batch_size: int) -> None:
     side = clip_input_size(clip)
     model, _, tokenizer = load_clip(clip)
     for shard in list_shards(str(work / "shards")):
-        table = ds.dataset(str(work / "captions" / f"{shard.name}.parquet"), format="parquet").to_table()
-        columns = [table[column].to_pylist() for column in ("key", "org_caption", "re_caption")]
-        texts = {key: (org, re) for key, org, re in zip(*columns, strict=True)}
+        texts = caption_texts(work / "captions" / f"{shard.name}.parquet")
         for batch in read_shard(shard, rows_per_batch=batch_size):
             pixels = [decode_image(data, side, 10**9, pad_to_square=False) for data in batch["image"]]
             alt_texts = [texts[key][0] for key in batch["key"]]
@@ -161,8 +165,7 @@ def main() -> None:
 
     torch.set_num_threads(1)  # as in the job's actor
     model, _, tokenizer = load_clip(clip)
-    table = ds.dataset(str(work / "captions"), format="parquet").to_table(columns=["key", "org_caption", "re_caption"])
-    texts = {key: (org, re) for key, org, re in zip(*(table[c].to_pylist() for c in table.column_names), strict=True)}
+    texts = caption_texts(work / "captions")
     pixels, alt_texts, recaptions = [], [], []
     for shard in shards:
         for batch in read_shard(shard):
