@@ -1,8 +1,11 @@
 """Scoring-job efficiency on this machine: `recap score` on a local Ray against the bare open_clip encode loop.
 
     python benchmarks/score_throughput.py [--images 10000] [--small-images 2000] [--batch-size 256]
+        [--clip ViT-S-32-alt] [--end-to-end-only]
 
-Same images, model (the shipped reference CLIP), batch size and thread count throughout (one: the job's CLIP
+Same images, model (the shipped reference CLIP, or with `--clip` an open_clip architecture at its real size,
+randomly initialised: the same compute as its trained weights, which cannot be downloaded here), batch size and
+thread count throughout (one: the job's CLIP
 actor has one of the two CPUs, the read and decode tasks the other, so its torch runs one thread). The caption
 tables are the world's ground truth written in the recaption job's layout (captioning 10,000 images first
 would only add time). Three ratios, each against runs timed just before and after it:
@@ -96,20 +99,18 @@ def caption_texts(path: Path) -> dict[str, tuple[str, str]]:
     return {key: (org, re) for key, org, re in zip(*columns, strict=True)}
 
 
-def loop_program(work: Path, batch_size: int) -> None:
+def loop_program(work: Path, batch_size: int, clip: str, pretrained: str | None) -> None:
     """The scoring written as a plain one-thread script: what `recap score` is measured against in ratio 3."""
     import torch
 
     from recap.jobs.score import clip_input_size
-    from recap.models.assets import shipped_clip
     from recap.models.clip import clip_scores, load_clip
     from recap.stages.decode import decode_image
     from recap.stages.webdataset_reader import list_shards, read_shard
 
     torch.set_num_threads(1)
-    clip = str(shipped_clip())
     side = clip_input_size(clip)
-    model, _, tokenizer = load_clip(clip)
+    model, _, tokenizer = load_clip(clip, pretrained=pretrained)
     for shard in list_shards(str(work / "shards")):
         texts = caption_texts(work / "captions" / f"{shard.name}.parquet")
         for batch in read_shard(shard, rows_per_batch=batch_size):
@@ -117,6 +118,23 @@ def loop_program(work: Path, batch_size: int) -> None:
             alt_texts = [texts[key][0] for key in batch["key"]]
             recaptions = [texts[key][1] for key in batch["key"]]
             clip_scores(model, tokenizer, np.stack(pixels), recaptions, alt_texts)
+
+
+def random_checkpoint(name: str, out: Path) -> str:
+    """A randomly initialised open_clip `name` (seeded) saved as a local checkpoint; its path."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(name, pretrained=None)
+    path = out / f"{name}-random.pt"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+def clip_options(clip: str, pretrained: str | None) -> list[str]:
+    """The command-line options that name this CLIP."""
+    return ["--clip", clip] + (["--pretrained", pretrained] if pretrained else [])
 
 
 def timed_command(command: list[str]) -> float:
@@ -148,10 +166,17 @@ def main() -> None:
     parser.add_argument("--small-images", type=int, default=2_000, help="the smaller job of ratio 2 (whole shards)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2, help="rounds of the three measurements")
+    parser.add_argument(
+        "--clip",
+        metavar="NAME",
+        help="an open_clip architecture (e.g. ViT-S-32-alt), randomly initialised, instead of the shipped CLIP",
+    )
+    parser.add_argument("--end-to-end-only", action="store_true", help="measure ratio 1 only (for a slow --clip)")
     parser.add_argument("--loop-program", type=Path, metavar="WORK", help=argparse.SUPPRESS)  # ratio 3's script
+    parser.add_argument("--pretrained", help=argparse.SUPPRESS)  # ratio 3's script: the --clip checkpoint
     args = parser.parse_args()
     if args.loop_program:
-        loop_program(args.loop_program, args.batch_size)
+        loop_program(args.loop_program, args.batch_size, args.clip, args.pretrained)
         return
 
     work = Path(tempfile.mkdtemp(prefix="recap-score-bench-"))
@@ -160,11 +185,13 @@ def main() -> None:
     rows = ground_truth_caption_tables(work / "world", work / "shards", work / "captions")
     shards = list_shards(str(work / "shards"))
     small = [shard.uri for shard in shards[: max(1, args.small_images // SHARD_SIZE)]]
-    clip = str(shipped_clip())
+    clip, pretrained = args.clip or str(shipped_clip()), None
+    if args.clip:
+        pretrained = random_checkpoint(args.clip, work)
     side = clip_input_size(clip)
 
     torch.set_num_threads(1)  # as in the job's actor
-    model, _, tokenizer = load_clip(clip)
+    model, _, tokenizer = load_clip(clip, pretrained=pretrained)
     texts = caption_texts(work / "captions")
     pixels, alt_texts, recaptions = [], [], []
     for shard in shards:
@@ -177,7 +204,8 @@ def main() -> None:
     bare_loop(model, tokenizer, pixels[: args.batch_size], alt_texts, recaptions, args.batch_size)  # warm-up
     cpus = os.cpu_count() or 1
     print(
-        f"machine: {cpus} CPUs; CLIP {clip}; {rows} images in {len(shards)} shards (small job: {len(small)} shards), "
+        f"machine: {cpus} CPUs; CLIP {clip}{' (random weights)' if pretrained else ''}; {rows} images in "
+        f"{len(shards)} shards (small job: {len(small)} shards), "
         f"batch {args.batch_size}, 1 actor thread",
         flush=True,
     )
@@ -196,6 +224,8 @@ def main() -> None:
             input=inputs,
             captions=str(work / "captions"),
             output=str(work / name),
+            clip=clip,
+            pretrained=pretrained,
             batch_size=args.batch_size,
             cpus_per_actor=1.0,
             decode_cpus=1.0,
@@ -216,6 +246,8 @@ def main() -> None:
             f"not scoring {large['seconds'] - busy:.1f} s; stage seconds {large['stage_seconds']}",
             flush=True,
         )
+        if args.end_to_end_only:
+            continue
         little = job(small, f"scored-small-{repeat}")
         reference = (reference + next_bare()) / 2
         rate = (large["rows"] - little["rows"]) / (large["seconds"] - little["seconds"])
@@ -242,10 +274,19 @@ def main() -> None:
                 "--ray-address",
                 address,
                 "--quiet",
+                *clip_options(clip, pretrained),
             ]
         )
         script = timed_command(
-            [sys.executable, __file__, "--loop-program", str(work), "--batch-size", str(args.batch_size)]
+            [
+                sys.executable,
+                __file__,
+                "--loop-program",
+                str(work),
+                "--batch-size",
+                str(args.batch_size),
+                *clip_options(clip, pretrained),
+            ]
         )
         results["command / script"].append(script / command)
         print(
@@ -255,7 +296,8 @@ def main() -> None:
         )
     ray.shutdown()
     for name, values in results.items():
-        print(f"{name}: {', '.join(f'{value:.2f}' for value in values)} (median {median(values):.2f})")
+        if values:
+            print(f"{name}: {', '.join(f'{value:.2f}' for value in values)} (median {median(values):.2f})")
 
 
 if __name__ == "__main__":
