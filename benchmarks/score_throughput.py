@@ -5,10 +5,10 @@
 
 Same images, model (the shipped reference CLIP, or with `--clip` an open_clip architecture at its real size,
 randomly initialised: the same compute as its trained weights, which cannot be downloaded here), batch size and
-thread count throughout (one: the job's CLIP
-actor has one of the two CPUs, the read and decode tasks the other, so its torch runs one thread). The caption
-tables are the world's ground truth written in the recaption job's layout (captioning 10,000 images first
-would only add time). Three ratios, each against runs timed just before and after it:
+thread count throughout (one: the job's CLIP actor has one of the two CPUs, the read and decode tasks the other,
+so its torch runs one thread). The caption tables are the world's ground truth written in the recaption job's
+layout (captioning 10,000 images first would only add time). Three ratios, each against runs timed just before
+and after it:
 
 1. end to end: the job's images/s (its summary: from the job's start to its last table) / the bare loop's.
    The bare loop has every image decoded and cropped in memory already and only tokenizes and encodes (one
@@ -99,25 +99,32 @@ def caption_texts(path: Path) -> dict[str, tuple[str, str]]:
     return {key: (org, re) for key, org, re in zip(*columns, strict=True)}
 
 
+def decoded_batches(shard, texts: dict[str, tuple[str, str]], side: int, batch_size: int):
+    """(pixels, alt-texts, recaptions) per batch of a tar: its images decoded and cropped to the CLIP's side, as
+    the job's decode stage does, with their captions from `texts` (`caption_texts`)."""
+    from recap.stages.decode import decode_image
+    from recap.stages.webdataset_reader import read_shard
+
+    for batch in read_shard(shard, rows_per_batch=batch_size):
+        pixels = np.stack([decode_image(data, side, 10**9, pad_to_square=False) for data in batch["image"]])
+        yield pixels, [texts[key][0] for key in batch["key"]], [texts[key][1] for key in batch["key"]]
+
+
 def loop_program(work: Path, batch_size: int, clip: str, pretrained: str | None) -> None:
     """The scoring written as a plain one-thread script: what `recap score` is measured against in ratio 3."""
     import torch
 
     from recap.jobs.score import clip_input_size
     from recap.models.clip import clip_scores, load_clip
-    from recap.stages.decode import decode_image
-    from recap.stages.webdataset_reader import list_shards, read_shard
+    from recap.stages.webdataset_reader import list_shards
 
     torch.set_num_threads(1)
     side = clip_input_size(clip)
     model, _, tokenizer = load_clip(clip, pretrained=pretrained)
     for shard in list_shards(str(work / "shards")):
         texts = caption_texts(work / "captions" / f"{shard.name}.parquet")
-        for batch in read_shard(shard, rows_per_batch=batch_size):
-            pixels = [decode_image(data, side, 10**9, pad_to_square=False) for data in batch["image"]]
-            alt_texts = [texts[key][0] for key in batch["key"]]
-            recaptions = [texts[key][1] for key in batch["key"]]
-            clip_scores(model, tokenizer, np.stack(pixels), recaptions, alt_texts)
+        for pixels, alt_texts, recaptions in decoded_batches(shard, texts, side, batch_size):
+            clip_scores(model, tokenizer, pixels, recaptions, alt_texts)
 
 
 def random_checkpoint(name: str, out: Path) -> str:
@@ -156,8 +163,7 @@ def main() -> None:
     from recap.jobs.score import ScoreJobConfig, clip_input_size, run_score_job
     from recap.models.assets import shipped_clip
     from recap.models.clip import load_clip
-    from recap.stages.decode import decode_image
-    from recap.stages.webdataset_reader import list_shards, read_shard
+    from recap.stages.webdataset_reader import list_shards
     from recap.world.generate import WorldConfig, generate_world
     from recap.world.shards import write_webdataset
 
@@ -193,14 +199,10 @@ def main() -> None:
     torch.set_num_threads(1)  # as in the job's actor
     model, _, tokenizer = load_clip(clip, pretrained=pretrained)
     texts = caption_texts(work / "captions")
-    pixels, alt_texts, recaptions = [], [], []
-    for shard in shards:
-        for batch in read_shard(shard):
-            for key, data in zip(batch["key"], batch["image"], strict=True):
-                pixels.append(decode_image(data, side, 10**9, pad_to_square=False))
-                alt_texts.append(texts[key][0])
-                recaptions.append(texts[key][1])
-    pixels = np.stack(pixels)
+    batches = [batch for shard in shards for batch in decoded_batches(shard, texts, side, args.batch_size)]
+    pixels = np.concatenate([pixels for pixels, _, _ in batches])
+    alt_texts = [text for _, texts_, _ in batches for text in texts_]
+    recaptions = [text for _, _, texts_ in batches for text in texts_]
     bare_loop(model, tokenizer, pixels[: args.batch_size], alt_texts, recaptions, args.batch_size)  # warm-up
     cpus = os.cpu_count() or 1
     print(
