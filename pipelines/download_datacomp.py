@@ -48,6 +48,7 @@ def base_config() -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from recap.console import add_console_arguments
     from recap.ingest.download import DISTRIBUTORS, DownloadConfig
 
     parser = argparse.ArgumentParser(
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kind = type(default) if isinstance(default, int) and not isinstance(default, bool) else str
             parser.add_argument(flag, dest=name, type=kind, metavar=name.upper(), help=text)
+    add_console_arguments(parser)
     return parser
 
 
@@ -98,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config, args = build_config(argv)
-        summary = download_world(args.world, args.split, config) if args.world else download(config)
+        if args.world:
+            summary = download_world(args.world, args.split, config, progress=not args.quiet)
+        else:
+            summary = download(config, progress=not args.quiet)
     except RecapError as error:
         print(f"download_datacomp: error: {error}", file=sys.stderr)
         return 2

@@ -11,8 +11,6 @@ One Parquet caption table per input shard; rerun with --resume to skip finished 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -26,22 +24,17 @@ def base_config() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recap.errors import RecapError
     from recap.jobs.caption import add_job_arguments, config_from_args, run_caption_job
+    from recap.jobs.runner import job_script
 
-    parser = argparse.ArgumentParser(
-        prog="recap_datacomp.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return job_script(
+        argv,
+        prog="recap_datacomp.py",
+        description=__doc__,
+        add_arguments=add_job_arguments,
+        build_config=lambda args: config_from_args(args, base_config()),
+        run=run_caption_job,
     )
-    add_job_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        config = config_from_args(args, base_config())
-        summary = run_caption_job(config, progress=not args.quiet)
-    except RecapError as error:
-        print(f"recap_datacomp: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

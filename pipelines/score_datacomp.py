@@ -15,8 +15,6 @@ field; command-line options override it. Rerun with --resume to skip finished sh
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -24,21 +22,17 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from recap.errors import RecapError
+    from recap.jobs.runner import job_script
     from recap.jobs.score import add_score_arguments, config_from_args, run_score_job
 
-    parser = argparse.ArgumentParser(
-        prog="score_datacomp.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return job_script(
+        argv,
+        prog="score_datacomp.py",
+        description=__doc__,
+        add_arguments=add_score_arguments,
+        build_config=config_from_args,
+        run=run_score_job,
     )
-    add_score_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        summary = run_score_job(config_from_args(args), progress=not args.quiet)
-    except RecapError as error:
-        print(f"score_datacomp: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

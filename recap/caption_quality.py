@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.io_utils import read_caption_table
 from recap.world.generate import SPLITS, load_scenes
@@ -69,7 +69,9 @@ def caption_world_split(captioner, world: str | Path, split: str, limit: int | N
     images = [Image.fromarray(image) for image in pairs.images]
     results = []
     step = max(captioner.config.batch_size, 1) * 4
-    for start in tqdm(range(0, len(images), step), desc=f"captioning {split}", unit="batch", disable=not progress):
+    for start in progress_bar(
+        range(0, len(images), step), desc=f"captioning {split}", unit="batch", disable=not progress
+    ):
         chunk = slice(start, start + step)
         results.extend(captioner.caption(images[chunk], alt_texts=pairs.alt_texts[chunk]))
     recaption, alt = CaptionScore(), CaptionScore()

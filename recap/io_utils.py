@@ -39,11 +39,20 @@ def write_json_atomic(path: str | os.PathLike, payload: object) -> None:
     os.replace(temporary, path)
 
 
-def replace_folder(staging: Path, final: Path) -> None:
-    """Move a fully written `staging` folder into place at `final`, replacing what was there."""
+def replace_folder(staging: Path, final: Path, keep: tuple[str, ...] = ()) -> None:
+    """Move a fully written `staging` folder into place at `final`, replacing what was there but the files named
+    in `keep` (a command's log, which may be open for writing: a rename keeps it open)."""
     if final.exists():
+        for name in keep:
+            if (final / name).is_file() and not (staging / name).exists():
+                os.replace(final / name, staging / name)
         shutil.rmtree(final)
     os.replace(staging, final)
+
+
+def holds_only(folder: Path, names: tuple[str, ...]) -> bool:
+    """Whether `folder` is missing, empty, or holds nothing but files named in `names`."""
+    return not folder.exists() or all(item.name in names for item in folder.iterdir())
 
 
 def read_caption_table(

@@ -1,38 +1,64 @@
-"""The `recap` command: help texts and one-line errors for bad input."""
+"""The `recap` command: its shape (help, version, the commands in pipeline order, small files), and one-line
+errors for bad input."""
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recap.cli import main
+import recap.cli
+from recap.cli import build_parser, main
+
+PIPELINE_ORDER = (
+    "world", "download", "train-captioner", "caption", "score", "curate", "train-clip", "train-t2i", "sample",
+    "eval-captions", "eval-retrieval", "eval-t2i", "clip-sweep", "t2i-sweep", "demo",
+)  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "world",
-        "download",
-        "caption",
-        "score",
-        "curate",
-        "train-captioner",
-        "train-clip",
-        "clip-sweep",
-        "eval-captions",
-        "eval-retrieval",
-        "demo",
-    ],
-)
-def test_every_subcommand_has_help(command, capsys):
+def _commands() -> list[str]:
+    return list(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_the_commands_are_the_pipeline_in_order():
+    assert tuple(_commands()) == PIPELINE_ORDER
+
+
+@pytest.mark.parametrize("command", PIPELINE_ORDER)
+def test_every_subcommand_has_help_with_the_console_options(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert f"usage: recap {command}" in text and "options:" in text and len(text.splitlines()) > 8
+    assert "--quiet" in text and "--verbose" in text
+
+
+def test_recap_help_lists_each_command_on_one_line_in_pipeline_order():
+    env = {**os.environ, "COLUMNS": "80"}
+    recap = os.path.join(os.path.dirname(sys.executable), "recap")
+    text = subprocess.run([recap, "--help"], capture_output=True, text=True, timeout=120, env=env).stdout
+    listed = re.findall(r"^    (\S+) +\S.*$", text, re.MULTILINE)
+    assert tuple(listed) == PIPELINE_ORDER
+    assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_version_names_the_release_and_the_commit(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    text = capsys.readouterr().out.strip()
+    assert re.fullmatch(rf"recap {re.escape(recap.__version__)}( \(git [0-9a-f]{{12}}\))?", text), text
+    if (Path(recap.cli.__file__).parents[2] / ".git").exists():
+        assert "(git " in text
+
+
+def test_no_cli_file_is_over_250_lines():
+    for path in Path(recap.cli.__file__).parent.glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 250, path.name
 
 
 def test_console_entry_point_runs():
@@ -40,6 +66,8 @@ def test_console_entry_point_runs():
     result = subprocess.run([recap, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "world" in result.stdout and "download" in result.stdout
+    result = subprocess.run([recap, "--version"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("recap ")
 
 
 def _error(argv, capsys):

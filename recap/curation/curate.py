@@ -32,6 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recap.console import LOG_FILES, progress_bar
 from recap.errors import RecapError
 from recap.io_utils import replace_folder
 from recap.schema import LATER_VERSION_1_COLUMNS, SCORED_TABLE_SCHEMA, STATUS_BAD_INPUT, STATUS_CAPTION_FAILED
@@ -205,7 +206,6 @@ def _stats(con, column: str, where: str) -> dict:
 def curate(config: CurateConfig, *, progress: bool = True) -> dict:
     """Filter the scored tables, write the release, the exclusion table and the data card; return the card."""
     import duckdb
-    from tqdm import tqdm
 
     from recap.curation.data_card import write_data_card
 
@@ -236,7 +236,7 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
     columns = ", ".join(f'"{name}"' for name in SCORED_TABLE_SCHEMA.names)
     kept_query = con.sql(f"SELECT {columns} FROM curated WHERE reason IS NULL ORDER BY source_shard, key")
     parts, part, written, writer = [], 0, 0, None
-    bar = tqdm(total=kept, desc="release", unit="row", disable=not progress)
+    bar = progress_bar(total=kept, desc="release", unit="row", disable=not progress)
     with kept_query.to_arrow_reader(batch_size=min(config.rows_per_file, 65_536)) as batches:
         for batch in batches:
             start = 0
@@ -297,7 +297,7 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
     card["seconds"] = round(time.perf_counter() - started, 2)
     write_data_card(card, staging)
     con.close()
-    replace_folder(staging, final)
+    replace_folder(staging, final, keep=LOG_FILES)
     return card
 
 

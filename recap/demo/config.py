@@ -23,7 +23,6 @@ class DemoConfig:
     quick: bool = False
     train_all: bool = False
     retrain_captioner: bool = False
-    verbose: bool = False
     ray_address: str | None = None  # None: a new local Ray; else a running cluster's address
 
     def __post_init__(self) -> None:

@@ -5,14 +5,13 @@ steps, says so, and starts at the first unfinished one. A step that runs again m
 from __future__ import annotations
 
 import json
-import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
 
+from recap.console import current, echo
 from recap.demo.config import BUDGET_SECONDS, DemoConfig
-from recap.demo.console import library_output_to
 from recap.demo.steps import (
     Step,
     caption_eval_split,
@@ -60,16 +59,19 @@ def _stored(path: Path, identity: dict) -> dict | None:
 
 
 def _start_ray(config: DemoConfig) -> None:
-    """Start (or join) Ray once, before the first job needs it, with the workers' output kept in Ray's session
-    logs unless --verbose (on the driver it would land between the progress bars)."""
+    """Start (or join) Ray once, before the first job needs it (the console sends its workers' output, which
+    comes through this process, to the log unless --verbose)."""
     from recap.executors.ray_executor import connect
 
-    connect(config.ray_address or "local", log_to_driver=config.verbose)
+    connect(config.ray_address or "local")
 
 
-def run_steps(config: DemoConfig, terminal: TextIO, log: Path, steps: tuple[Step, ...] = STEPS) -> dict:
-    """Run `steps` in order, keeping those finished earlier with the same options; returns name -> record
-    (identity, seconds, finished_at, result). A failing step raises RecapError naming it and the log."""
+def run_steps(
+    config: DemoConfig, say: Callable[[str], None], log: Path | None, steps: tuple[Step, ...] = STEPS
+) -> dict:
+    """Run `steps` in order, keeping those finished earlier with the same options, and `say` a line per step;
+    returns name -> record (identity, seconds, finished_at, result). A failing step raises RecapError naming it
+    and the log."""
     identity = config.identity()
     folder = config.folder / "steps"
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,20 +81,21 @@ def run_steps(config: DemoConfig, terminal: TextIO, log: Path, steps: tuple[Step
         record = None if rerun else _stored(path, identity)
         header = f"[{number}/{len(steps)}] {step.title}"
         if record is not None:
-            terminal.write(f"{header}: finished earlier ({path}), skipped\n")
+            say(f"{header}: finished earlier ({path}), skipped")
         else:
             rerun = True
             path.unlink(missing_ok=True)
-            terminal.write(f"{header}\n")
+            say(header)
             if step.name in RAY_STEPS:
                 _start_ray(config)
             started = time.perf_counter()
             try:
                 result = step.run(config, results)
             except Exception as error:  # every failure names its step, the log and how to go on
+                where = f"Libraries' messages are in {log}; fix" if log else "Fix"
                 raise RecapError(
-                    f"demo step {number} ({step.name}) failed: {error}. Libraries' messages are in {log}; fix the "
-                    "cause and run the same command again: finished steps are kept"
+                    f"demo step {number} ({step.name}) failed: {error}. {where} the cause and run the same command "
+                    "again: finished steps are kept"
                 ) from error
             record = {
                 "identity": identity,
@@ -102,43 +105,41 @@ def run_steps(config: DemoConfig, terminal: TextIO, log: Path, steps: tuple[Step
             }
             write_json_atomic(path, record)
         results[step.name], records[step.name] = record["result"], record
-        terminal.write(f"      {step.summary(record['result'])}\n")
-        terminal.flush()
+        say(f"      {step.summary(record['result'])}")
     return records
 
 
 def run_demo(config: DemoConfig) -> dict:
     """Run (or resume) every step, write the report, print where it is; returns the summary that is also written
-    to OUT/demo_summary.json."""
+    to OUT/demo_summary.json. Our lines go through the console (`recap demo` sends the libraries' to the log)."""
     from recap.demo.report import write_report
 
     started = time.perf_counter()
     folder = ensure_writable_folder(config.out, "demo folder")
-    log = folder / LOG_FILE
-    with library_output_to(log, verbose=config.verbose) as terminal:
-        if not config.verbose:
-            terminal.write(f"recap demo: libraries' messages go to {log} (--verbose shows them here)\n")
-        records = run_steps(config, terminal, log)
-        seconds_this_run = round(time.perf_counter() - started, 1)
-        timings = {name: {"seconds": r["seconds"], "finished_at": r["finished_at"]} for name, r in records.items()}
-        summary = {
-            "config": config.identity() | {"out": str(folder)},
-            "results": {name: record["result"] for name, record in records.items()},
-            "timings": timings,
-            "seconds_this_run": seconds_this_run,
-            "seconds_all_steps": round(sum(t["seconds"] for t in timings.values()), 1),
-            "budget_seconds": BUDGET_SECONDS,
-            "log": str(log),
-        }
-        terminal.write("writing the report\n")
-        summary["report"] = write_report(summary, folder / "report")
-        write_json_atomic(folder / SUMMARY_FILE, summary)
-        total = summary["seconds_all_steps"]
-        verdict = "within" if total <= BUDGET_SECONDS else "OVER"
-        terminal.write(
-            f"\nreport: {summary['report']['html']}\n(also {summary['report']['markdown']}; summary "
-            f"{folder / SUMMARY_FILE})\ntime: {total / 60:.1f} min for all steps ({verdict} the "
-            f"{BUDGET_SECONDS // 60}-minute budget on 2 CPU cores); {seconds_this_run / 60:.1f} min this run\n"
-        )
-    sys.stdout.flush()
+    console = current()
+    log = console.log if console else None
+    if log:
+        echo(f"recap demo: libraries' messages go to {log} (--verbose shows them here)")
+    records = run_steps(config, echo, log)
+    seconds_this_run = round(time.perf_counter() - started, 1)
+    timings = {name: {"seconds": r["seconds"], "finished_at": r["finished_at"]} for name, r in records.items()}
+    summary = {
+        "config": config.identity() | {"out": str(folder)},
+        "results": {name: record["result"] for name, record in records.items()},
+        "timings": timings,
+        "seconds_this_run": seconds_this_run,
+        "seconds_all_steps": round(sum(t["seconds"] for t in timings.values()), 1),
+        "budget_seconds": BUDGET_SECONDS,
+        "log": str(log or folder / LOG_FILE),
+    }
+    echo("writing the report")
+    summary["report"] = write_report(summary, folder / "report")
+    write_json_atomic(folder / SUMMARY_FILE, summary)
+    total = summary["seconds_all_steps"]
+    verdict = "within" if total <= BUDGET_SECONDS else "OVER"
+    echo(
+        f"\nreport: {summary['report']['html']}\n(also {summary['report']['markdown']}; summary "
+        f"{folder / SUMMARY_FILE})\ntime: {total / 60:.1f} min for all steps ({verdict} the "
+        f"{BUDGET_SECONDS // 60}-minute budget on 2 CPU cores); {seconds_this_run / 60:.1f} min this run"
+    )
     return summary

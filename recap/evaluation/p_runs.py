@@ -13,7 +13,7 @@ from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from tqdm import tqdm
+from recap.console import echo, progress_bar
 
 
 def check_p_values(p_values: tuple[float, ...], parallel: int) -> None:
@@ -80,10 +80,10 @@ def run_each_p(
         if stored is not None:
             results[p] = stored
             if progress:
-                tqdm.write(f"p={p:.2f}: finished earlier ({Path(run.out) / result_file}), skipped")
+                echo(f"p={p:.2f}: finished earlier ({Path(run.out) / result_file}), skipped")
         else:
             todo.append(run)
-    bar = tqdm(total=len(todo), desc=desc, unit="p", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=desc, unit="p", disable=not progress)
     if parallel == 1:
         for run in todo:
             results[run.p_original] = function(run, *extra_args, progress=progress)

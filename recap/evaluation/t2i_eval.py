@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.world.scene import Scene
 
@@ -223,7 +223,7 @@ class T2IEvaluator:
 
     def _generate(self, model, prompts: list[str], desc: str, scale: float, **options) -> np.ndarray:
         config = self.config
-        bar = tqdm(total=len(prompts), desc=desc, unit="img", disable=not self.progress, leave=False)
+        bar = progress_bar(total=len(prompts), desc=desc, unit="img", disable=not self.progress, leave=False)
         images = model.generate(
             prompts,
             scale=scale,

@@ -8,7 +8,9 @@ clear message when no row arrives for `stall_timeout_s` (a stuck actor, or one t
 
 from __future__ import annotations
 
+import logging
 import queue
+import re
 import threading
 import time
 
@@ -150,6 +152,17 @@ class _Stream:
             self._thread.join(timeout=30)
 
 
+def one_line(error: BaseException) -> str:
+    """A Ray error in one line: its type and first line, and the last line of the traceback it carries (the
+    worker's own exception, which is what explains it)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Ray colours the worker's name
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    head = f"{type(error).__name__}: {lines[0][:300]}"
+    return head if len(lines) == 1 else f"{head} ... {lines[-1][:500]}"
+
+
 def connect(address: str | None, *, log_to_driver: bool = True, runtime_env: dict | None = None) -> bool:
     """Connect this process to Ray unless it already is: `address` ("local": a fresh local Ray), else RAY_ADDRESS or
     the cluster `ray start` left in /tmp/ray, else a local Ray. Returns whether this call connected. RecapError, with
@@ -274,9 +287,9 @@ class RayExecutor:
                     pipeline.sink.write(batch)
                     bar.update(batch)
             except ray.exceptions.RayError as error:
+                logging.getLogger("recap").error("the Ray job failed:\n%s", error)  # the whole of it, for the log
                 raise RecapError(
-                    f"the Ray job failed: {type(error).__name__}: {str(error)[:2000]}\ncompleted shards are kept: "
-                    "rerun with --resume"
+                    f"the Ray job failed: {one_line(error)}; completed shards are kept: rerun with --resume"
                 ) from error
         # Worker seconds summed over all workers per stage (they overlap in time), and the job's wall time.
         seconds = {stage: round(value, 3) for stage, value in bar.stage_seconds.items()}

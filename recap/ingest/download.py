@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,10 +28,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.io_utils import ensure_writable_folder, write_json_atomic
 
 SUMMARY_FILE = "download_summary.json"
+POLL_SECONDS = 1.0
 DISTRIBUTORS = ("multiprocessing", "ray")
 
 
@@ -204,6 +207,41 @@ def _prepare_output(out: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, root
 
 
+def _urls_in_finished_shards(fs: fsspec.AbstractFileSystem, root: str) -> int:
+    total = 0
+    for path in fs.glob(root.rstrip("/") + "/*_stats.json"):
+        try:
+            total += json.loads(fs.cat_file(path)).get("count", 0)
+        except (OSError, ValueError):
+            pass  # being written: counted on the next look
+    return total
+
+
+@contextlib.contextmanager
+def _finished_shards_bar(fs: fsspec.AbstractFileSystem, root: str, rows: int, enabled: bool) -> Iterator[None]:
+    """A bar of the metadata rows in shards img2dataset has finished (its `NNNNN_stats.json`), looked at every
+    `POLL_SECONDS` by a thread: img2dataset's own bar counts input files, and goes to the log with its prints."""
+    bar = progress_bar(total=rows, desc="downloading", unit="url", disable=not enabled)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while True:
+            bar.update(_urls_in_finished_shards(fs, root) - bar.n)
+            if stop.wait(POLL_SECONDS):
+                return
+
+    watcher = threading.Thread(target=watch, name="download-progress", daemon=True)
+    if enabled:
+        watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if enabled:
+            watcher.join()
+        bar.close()
+
+
 @contextlib.contextmanager
 def _ray_cluster(address: str | None, task_env: dict[str, str] | None) -> Iterator[None]:
     """Connect to Ray the way the recaption job does (`address`, else RAY_ADDRESS or `ray start`'s cluster, else
@@ -239,7 +277,9 @@ def _ray_cluster(address: str | None, task_env: dict[str, str] | None) -> Iterat
             ray.shutdown()
 
 
-def download(config: DownloadConfig, *, task_env: dict[str, str] | None = None) -> DownloadSummary:
+def download(
+    config: DownloadConfig, *, task_env: dict[str, str] | None = None, progress: bool = True
+) -> DownloadSummary:
     """Run img2dataset on `config.metadata` into webdataset shards in `config.out` and summarise.
 
     Shards img2dataset already finished are kept (its incremental mode), so a rerun resumes. With the ray
@@ -255,7 +295,7 @@ def download(config: DownloadConfig, *, task_env: dict[str, str] | None = None) 
     metadata_fs, metadata = fsspec.core.url_to_fs(config.metadata)
     metadata = str(Path(metadata).resolve()) if isinstance(metadata_fs, LocalFileSystem) else config.metadata
     ray_path = _ray_cluster(config.ray_address, task_env) if config.distributor == "ray" else contextlib.nullcontext()
-    with ray_path:
+    with ray_path, _finished_shards_bar(fs, out, rows, progress):
         img2dataset_download(
             url_list=metadata,
             input_format="parquet",
@@ -285,7 +325,7 @@ def download(config: DownloadConfig, *, task_env: dict[str, str] | None = None) 
     if summary.count < rows:
         raise RecapError(
             f"{rows - summary.count} of {rows} metadata rows are in no finished shard (img2dataset gave up on a "
-            f"shard; see its output above): rerun the same command to download them, finished shards are kept"
+            f"shard; its messages say why): rerun the same command to download them, finished shards are kept"
         )
     return summary
 
@@ -305,7 +345,7 @@ def world_settings(world: str | Path, split: str = "web") -> dict:
     }
 
 
-def download_world(world: str | Path, split: str, config: DownloadConfig) -> DownloadSummary:
+def download_world(world: str | Path, split: str, config: DownloadConfig, *, progress: bool = True) -> DownloadSummary:
     """Serve a world's images on 127.0.0.1 and download one split's metadata through img2dataset.
 
     With the ray distributor the shard tasks reach the server through the job's runtime environment, so they
@@ -315,4 +355,5 @@ def download_world(world: str | Path, split: str, config: DownloadConfig) -> Dow
     # The server stalls "timeout" URLs well past img2dataset's timeout, then lets go when we stop it.
     with WorldServer(world, stall_seconds=config.timeout + 30) as server, http_proxy(server.proxy_url):
         proxy = server.proxy_url
-        return download(config, task_env={"http_proxy": proxy, "HTTP_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""})
+        task_env = {"http_proxy": proxy, "HTTP_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+        return download(config, task_env=task_env, progress=progress)

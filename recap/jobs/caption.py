@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recap.errors import RecapError
 from recap.jobs import config as job_config
-from recap.jobs.runner import ShardJobConfig, add_run_arguments, new_run_id, run_job
+from recap.jobs.runner import ShardJobConfig, add_shard_job_arguments, new_run_id, run_job
 from recap.models.captioner import CaptionerConfig, describe
 from recap.pipeline.pipeline import Pipeline
 from recap.pipeline.stage import Resources
@@ -163,15 +163,9 @@ def run_caption_job(config: CaptionJobConfig, *, progress: bool = True) -> dict:
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """The job's command-line options (shared by `recap caption` and pipelines/recap_datacomp.py)."""
-    parser.add_argument("--config", help="JSON/YAML file of job fields (see recap.jobs.caption.CaptionJobConfig)")
-    parser.add_argument("--input", nargs="+", help="shard paths, folders or globs (local or s3://, gs://, ...)")
-    parser.add_argument("--output", help="folder or URI for the caption tables")
-    parser.add_argument("--actors", type=int, help="captioner actors, one model each (default 1)")
-    parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
-    parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor; keep one CPU free for reading")
+    add_shard_job_arguments(parser, CaptionJobConfig, model="captioner")
     parser.add_argument("--image-size", type=int, help="decode/resize target (default: the captioner's input size)")
     parser.add_argument("--retries", type=int, help="captioner retries per batch before rows are marked failed")
-    add_run_arguments(parser)
     job_config.add_nested_arguments(
         parser,
         _default_captioner(),

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ SUMMARY_FILE = "_run_summary.json"  # "_" keeps it out of Parquet dataset discov
 @dataclass(kw_only=True)
 class ShardJobConfig:
     """What every shard job has: its inputs and output, and how it runs (executor, cluster, actors, reading,
-    resume, storage). Each job's config adds its own fields; `add_run_arguments` gives the shared options.
+    resume, storage). Each job's config adds its own fields; `add_shard_job_arguments` gives the shared options.
     Paths may be local or any fsspec URI (s3://...)."""
 
     input: list[str] = field(default_factory=list)
@@ -171,9 +173,23 @@ def run_job(
     return summary
 
 
+def add_shard_job_arguments(parser: argparse.ArgumentParser, config_class: type, *, model: str) -> None:
+    """The options every shard job shares, for the job whose config is `config_class` and whose actors each hold
+    one `model`: its config file, inputs and output, its actor pool, then `add_run_arguments`. Each job adds its
+    own options; their `dest`s are the config's field names."""
+    parser.add_argument(
+        "--config", help=f"JSON/YAML file of job fields (see {config_class.__module__}.{config_class.__name__})"
+    )
+    parser.add_argument("--input", nargs="+", help="shard paths, folders or globs (local or s3://, gs://, ...)")
+    parser.add_argument("--output", help=config_class.output_help)
+    parser.add_argument("--actors", type=int, help=f"{model} actors, one model each (default 1)")
+    parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
+    parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor; keep one CPU free for reading")
+    add_run_arguments(parser)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every shard job shares (reading, executor, cluster, resume, storage, progress); each job adds
-    its own. Their `dest`s are the job configs' field names."""
+    """How a shard job runs (reading, executor, cluster, resume, storage)."""
     parser.add_argument("--decode-cpus", type=float, help="CPUs per read and per decode/resize task (default 1)")
     parser.add_argument(
         "--stall-timeout", dest="stall_timeout_s", type=float, help="fail when no row finishes for this long (s)"
@@ -187,4 +203,31 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", default=None, help="skip shards already finished")
     parser.add_argument("--storage-options", type=json.loads, help="fsspec options as JSON, e.g. '{\"key\": ...}'")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def job_script(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    build_config: Callable[[argparse.Namespace], ShardJobConfig],
+    run: Callable[..., dict],
+) -> int:
+    """The `main` of a job script under pipelines/ (what `ray job submit` runs): parse, build the config, run,
+    print the summary as JSON. Everything prints where it runs (`ray job logs` shows it); errors are one line."""
+    from recap.console import add_console_arguments
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
+    add_console_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        summary = run(build_config(args), progress=not args.quiet)
+    except RecapError as error:
+        print(f"{prog.removesuffix('.py')}: error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from recap.errors import RecapError
 from recap.jobs import config as job_config
-from recap.jobs.runner import ShardJobConfig, add_run_arguments, new_run_id, run_job
+from recap.jobs.runner import ShardJobConfig, add_shard_job_arguments, new_run_id, run_job
 from recap.pipeline.pipeline import Pipeline
 from recap.pipeline.stage import Resources
 from recap.stages.captioned_shards import CaptionedShardSource
@@ -123,19 +123,13 @@ def run_score_job(config: ScoreJobConfig, *, progress: bool = True) -> dict:
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     """The scoring job's command-line options (shared by `recap score` and pipelines/score_datacomp.py)."""
-    parser.add_argument("--config", help="JSON/YAML file of job fields (see recap.jobs.score.ScoreJobConfig)")
-    parser.add_argument("--input", nargs="+", help="shard paths, folders or globs (local or s3://, gs://, ...)")
+    add_shard_job_arguments(parser, ScoreJobConfig, model="CLIP")
     parser.add_argument("--captions", help="folder or URI of the shards' caption tables (the recaption job's output)")
-    parser.add_argument("--output", help="folder or URI for the scored tables")
     parser.add_argument(
         "--clip", help="CLIP folder, or an open_clip model name with --pretrained (default: the shipped reference)"
     )
     parser.add_argument("--pretrained", help="local checkpoint for an open_clip model name (e.g. a ViT-B-16 file)")
     parser.add_argument("--batch-size", type=int, help="images per CLIP call (default 256)")
-    parser.add_argument("--actors", type=int, help="CLIP actors, one model each (default 1)")
-    parser.add_argument("--gpus-per-actor", type=float, help="GPUs per actor (default 0: CPU)")
-    parser.add_argument("--cpus-per-actor", type=float, help="CPUs per actor")
-    add_run_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> ScoreJobConfig:

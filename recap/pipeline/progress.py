@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.pipeline.source import UnitColumns
 from recap.pipeline.stage import Batch, batch_length
 
@@ -31,7 +31,9 @@ class RowProgress:
         self.sizes: dict[str, int] = {}
         self.stage_seconds: dict[str, float] = defaultdict(float)
         self.rows = 0
-        self.bar = tqdm(total=None, unit=unit, desc=desc, disable=not enabled, smoothing=0.1, dynamic_ncols=True)
+        self.bar = progress_bar(
+            total=None, unit=unit, desc=desc, disable=not enabled, smoothing=0.1, dynamic_ncols=True
+        )
 
     def update(self, batch: Batch) -> None:
         count = batch_length(batch)

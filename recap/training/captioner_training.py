@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from recap.console import echo, progress_bar
 from recap.errors import RecapError
 from recap.io_utils import write_json_atomic
 from recap.models.prompts import DEFAULT_PROMPT, get_prompt
@@ -332,7 +332,7 @@ class CaptionerTrainer:
         module = self.clip if stage == "vision" else self.model
         module.train()
         batcher = _Batcher(len(self.train), config.batch_size, config.seed, stage)
-        bar = tqdm(
+        bar = progress_bar(
             range(start, total), initial=start, total=total, desc=f"{stage:>9}", unit="step", disable=not self.progress
         )
         smoothed = None
@@ -353,7 +353,7 @@ class CaptionerTrainer:
             if stage == "full" and self.eval is not None and (done % config.eval_every == 0 or done == total):
                 metrics = self.evaluate()
                 self.state["history"].append({"stage": stage, "step": done, **metrics})
-                bar.write(f"  step {done}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+                echo(f"  step {done}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
                 module.train()
             if done % config.checkpoint_every == 0 or done == total:
                 self.state["step"] = done

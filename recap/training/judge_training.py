@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.io_utils import write_json_atomic
 from recap.models.judge import (
@@ -237,7 +237,7 @@ def fit(judge: ImageJudge, train: Pairs, config: JudgeTrainingConfig, *, progres
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     judge.train()
     order, cursor, losses = rng.permutation(len(train)), 0, []
-    bar = tqdm(range(config.steps), desc="training judge", unit="step", disable=not progress)
+    bar = progress_bar(range(config.steps), desc="training judge", unit="step", disable=not progress)
     for _ in bar:
         if cursor + config.batch_size > len(order):
             order, cursor = rng.permutation(len(train)), 0

@@ -25,8 +25,8 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.io_utils import write_json_atomic
 from recap.training.clip_data import CaptionMix, read_captions, world_training_data
@@ -231,7 +231,7 @@ class MixedCaptionTrainer:
         model.train()
         losses, images_seen, first_step = [], 0, step
         progress = self.progress and rank == 0
-        bar = tqdm(total=config.steps, initial=step, desc=self.run_name, unit="step", disable=not progress)
+        bar = progress_bar(total=config.steps, initial=step, desc=self.run_name, unit="step", disable=not progress)
         loop_started = time.perf_counter()
         while step < config.steps:
             batch = []

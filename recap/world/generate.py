@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
+from recap.console import LOG_FILES, progress_bar
 from recap.errors import RecapError
-from recap.io_utils import ensure_writable_folder, replace_folder, write_json_atomic
+from recap.io_utils import ensure_writable_folder, holds_only, replace_folder, write_json_atomic
 from recap.world.captions import (
     DEFAULT_ALT_TEXT_MIX,
     alt_text,
@@ -219,7 +219,7 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
                 column.clear()
 
     size = config.split_size(split)
-    for index in tqdm(range(size), desc=f"world {split}", unit="img", disable=not progress):
+    for index in progress_bar(range(size), desc=f"world {split}", unit="img", disable=not progress):
         sample = make_sample(config, split, index)
         if sample.uid in seen_uids:  # 128 random bits: never in practice, but a repeat would break joins
             raise RecapError(f"uid collision in split {split} at index {index}; use another --seed")
@@ -264,7 +264,7 @@ def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = Fa
     never leaves a half-written world behind. An existing world is replaced only with `overwrite`.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if not holds_only(out, LOG_FILES):
         if not (out / WORLD_MANIFEST).exists():
             raise RecapError(f"{out} exists and is not an empty folder or a world; choose another --out")
         if not overwrite:
@@ -301,7 +301,7 @@ def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = Fa
             "calibration": list(CALIBRATION),
         }
         write_json_atomic(staging / WORLD_MANIFEST, manifest)
-        replace_folder(staging, out)
+        replace_folder(staging, out, keep=LOG_FILES)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

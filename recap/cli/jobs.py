@@ -1,0 +1,131 @@
+"""The shard jobs and curation: `recap caption`, `recap score` (Ray Data jobs) and `recap curate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from recap.cli.options import local_log, log_in
+from recap.console import TABLE_LOG_FILE, echo
+from recap.errors import RecapError
+
+
+def _job_log(args: argparse.Namespace):
+    """A job's log sits beside its tables: the --output folder, or the `output` of its --config file."""
+    output = args.output
+    if not output and args.config:
+        from recap.jobs.config import load_config_file
+
+        try:
+            output = load_config_file(args.config).get("output")
+        except (OSError, ValueError, AttributeError):
+            output = None  # the job itself reports the unreadable file
+    return local_log(output, TABLE_LOG_FILE)
+
+
+def _print_summary(summary: dict) -> None:
+    echo(json.dumps(summary, indent=2))
+
+
+def add_caption_parser(subparsers) -> None:
+    from recap.jobs.caption import add_job_arguments
+
+    parser = subparsers.add_parser(
+        "caption",
+        help="recaption shards with a LLaVA (Ray Data job)",
+        description="Read webdataset shards, decode and resize images on CPU workers, caption them with a LLaVA "
+        "actor pool, and write one Parquet caption table per shard (schemas/caption_table.v1.json), a completion "
+        "marker per shard, a run manifest and _run_summary.json. Every input sample appears exactly once, as a "
+        "caption or as an error row. --resume skips finished shards. Ray's messages go to OUTPUT/_recap.log.",
+    )
+    add_job_arguments(parser)
+    parser.set_defaults(handler=_run_caption, log=_job_log)
+
+
+def _run_caption(args: argparse.Namespace) -> int:
+    from recap.jobs.caption import config_from_args, run_caption_job
+
+    _print_summary(run_caption_job(config_from_args(args), progress=not args.quiet))
+    return 0
+
+
+def add_score_parser(subparsers) -> None:
+    from recap.jobs.score import add_score_arguments
+
+    parser = subparsers.add_parser(
+        "score",
+        help="CLIP-score both captions of every image (Ray Data job)",
+        description="Read webdataset shards with their caption tables (--captions: the recaption job's output), "
+        "encode each image once with a CLIP (the shipped reference CLIP unless --clip says otherwise) and write one "
+        "scored table per shard (schemas/scored_table.v1.json): the caption table with re_clip_score and "
+        "org_clip_score = 100 x max(cosine, 0), the scorer's columns, a completion marker per shard, a run "
+        "manifest and _run_summary.json (with how many captions were longer than the CLIP's text context). "
+        "Every row of every caption table appears exactly once. --resume skips finished shards. Ray's messages go "
+        "to OUTPUT/_recap.log.",
+    )
+    add_score_arguments(parser)
+    parser.set_defaults(handler=_run_score, log=_job_log)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from recap.jobs.score import config_from_args, run_score_job
+
+    _print_summary(run_score_job(config_from_args(args), progress=not args.quiet))
+    return 0
+
+
+def add_curate_parser(subparsers) -> None:
+    from recap.curation.curate import PRESETS, REASONS
+
+    parser = subparsers.add_parser(
+        "curate",
+        help="filter scored tables into a release and a data card",
+        description="Apply DataComp-style filters to the scored tables (`recap score`'s output) and write OUT/release/"
+        "part-NNNNN.parquet (Recap-DataComp-1B's columns first, then ours), OUT/exclusions.parquet (every dropped "
+        "row with its reason), and a data card (data_card.md, data_card.json, histograms as PNG). Each row is "
+        f"dropped for the first reason that applies, in this order: {', '.join(REASONS)}; kept + dropped = input. "
+        f"Presets: {'; '.join(f'{name} = {settings}' for name, settings in PRESETS.items())}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--scored", required=True, help="folder of scored tables (recap score --output)")
+    parser.add_argument("--out", required=True, help="folder for the release, exclusions and data card (replaced)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named filter set; other options override it")
+    parser.add_argument("--score-column", choices=("org_clip_score", "re_clip_score"), help="score the filters use")
+    parser.add_argument("--min-score", type=float, help="drop rows whose CLIP score is below this")
+    parser.add_argument("--top-fraction", type=float, help="keep this share of all scored rows, by CLIP score")
+    parser.add_argument("--min-alt-text-words", type=int, help="drop alt-texts with fewer words")
+    parser.add_argument("--min-recaption-words", type=int, help="drop recaptions with fewer words")
+    parser.add_argument("--min-side", type=int, help="drop images whose original short side is smaller (px)")
+    parser.add_argument("--max-aspect", type=float, help="drop images whose long side / short side is larger")
+    parser.add_argument(
+        "--dedup",
+        action=argparse.BooleanOptionalAction,
+        help="drop exact duplicate images by sha256 (one copy kept) and placeholders (default: on)",
+    )
+    parser.add_argument("--placeholder-urls", type=int, help="a sha256 shared by this many URLs is a placeholder")
+    parser.add_argument("--dedup-captions", action="store_true", default=None, help="drop repeated alt-texts")
+    parser.add_argument("--rows-per-file", type=int, help="rows per release file (default 100000)")
+    parser.add_argument("--world", help="a world folder: add caption quality against its ground truth to the card")
+    parser.set_defaults(handler=_run_curate, log=log_in("out"))
+
+
+def _run_curate(args: argparse.Namespace) -> int:
+    from recap.curation.curate import CurateConfig, curate
+
+    options = {name: getattr(args, name) for name in (
+        "scored", "out", "score_column", "min_score", "top_fraction", "min_alt_text_words", "min_recaption_words",
+        "min_side", "max_aspect", "dedup", "placeholder_urls", "dedup_captions", "rows_per_file", "world",
+    )}  # fmt: skip
+    try:
+        config = CurateConfig.with_preset(args.preset, **options)
+    except ValueError as error:
+        raise RecapError(str(error)) from None
+    card = curate(config, progress=not args.quiet)
+    echo(f"{'input':>20} {card['rows_in']:>10}")
+    for step in card["funnel"]:
+        if step["dropped"]:
+            echo(f"{step['reason']:>20} {-step['dropped']:>10} -> {step['remaining']}")
+    echo(f"{'kept':>20} {card['rows_kept']:>10}")
+    files = len(card["release"]["files"])
+    echo(f"release: {config.out}/release ({files} file(s)); data card: {config.out}/data_card.md")
+    return 0
