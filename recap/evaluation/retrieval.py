@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.evaluation.retrieval_metrics import class_text_embeddings, retrieval_metrics, zero_shot_metrics
 from recap.training.pairs import load_pairs, model_input
@@ -110,23 +110,18 @@ def shards_set(
     one text per image, from `column` (`re_caption` or `org_caption`); samples the job marked bad, and rows
     with no text in `column`, are left out."""
     from recap.io_utils import read_caption_table
-    from recap.pipeline.stage import apply_stage
-    from recap.stages.decode import DecodeImages, pixels_to_array
-    from recap.stages.webdataset_reader import list_shards, read_shard
+    from recap.stages.webdataset_reader import list_shards
+    from recap.training.shard_rows import decoded_rows
 
     rows = read_caption_table(table, ["uid", column], hint="use --column").to_pylist()
     text_of = {row["uid"]: row[column] for row in rows if row[column]}
-    decode = DecodeImages(image_size=size)
     images, texts = [], []
-    for shard in list_shards(shards):
-        for batch in read_shard(shard):
-            decoded = apply_stage(decode, batch)
-            for index, uid in enumerate(decoded["uid"]):
-                if decoded["status"][index] == "ok" and uid in text_of:
-                    images.append(pixels_to_array(decoded["pixels"][index]))
-                    texts.append(text_of[uid])
-                if limit is not None and len(images) >= limit:
-                    break
+    for row in decoded_rows(list_shards(shards), size, text_of):
+        if row.ok and row.joined is not None:
+            images.append(row.image())
+            texts.append(row.joined)
+        if limit is not None and len(images) >= limit:
+            break
     if not images:
         raise RecapError(f"no sample of {shards} has a {column!r} text in {table} (joined on uid)")
     return RetrievalSet(
@@ -170,7 +165,7 @@ def evaluate_zero_shot(model, tokenizer, data: ClassificationSet, *, batch: int 
 
 def evaluate(model, tokenizer, retrieval: RetrievalSet, tasks: list[ClassificationSet], progress: bool = True) -> dict:
     """Retrieval and every zero-shot task: {"retrieval": {...}, "zero_shot": {task: {...}}}."""
-    steps = tqdm([retrieval, *tasks], desc="evaluating", unit="task", disable=not progress)
+    steps = progress_bar([retrieval, *tasks], desc="evaluating", unit="task", disable=not progress)
     results: dict = {"dataset": retrieval.name, "zero_shot": {}}
     for data in steps:
         if isinstance(data, RetrievalSet):

@@ -1,7 +1,7 @@
 """Training data for CLIP: webdataset shards joined with a caption table, with the paper's caption mixing.
 
-Images come through the recaption job's own reader and decode stage (`read_shard`, `DecodeImages`: padded to
-a square and resized to the model's input), so CLIP trains on the pixels the job and the evaluation see. Each
+Images come through the recaption job's own reader and decode stage (`shard_rows.decoded_rows`: padded to a
+square and resized to the model's input), so CLIP trains on the pixels the job and the evaluation see. Each
 sample's text is its original caption with probability `p_original`, else its recaption, drawn anew every
 epoch (Recap-DataComp-1B's mixing, p = the share of original captions). A sample whose chosen caption is
 missing (a failed or absent recaption, an empty alt-text) falls back to the other one, and is counted.
@@ -20,10 +20,8 @@ import pyarrow.dataset as ds
 from recap.errors import RecapError
 from recap.io_utils import read_caption_table
 from recap.pipeline.source import Shard
-from recap.pipeline.stage import apply_stage
 from recap.schema import STATUS_OK
-from recap.stages.decode import DecodeImages, pixels_to_array
-from recap.stages.webdataset_reader import read_shard
+from recap.training.shard_rows import decoded_rows
 
 # How a sample's text was chosen (keys of `CaptionMix.counts`).
 ORIGINAL, RECAPTION = "original", "recaption"
@@ -79,26 +77,22 @@ class CaptionMix:
         if not self.shards:
             raise RecapError(f"rank {rank} of {world_size} has no shard to read: use at most {len(shards)} workers")
         self.captions, self.p_original, self.seed, self.rank = captions, p_original, seed, rank
-        self.decode = DecodeImages(image_size=image_size)
+        self.image_size = image_size
         self.shuffle_buffer = shuffle_buffer
         self.counts: Counter = Counter()
 
     def _samples(self, rng: np.random.Generator, order: np.ndarray) -> Iterator[tuple[np.ndarray, str, str]]:
-        for index in order:
-            for batch in read_shard(self.shards[index]):
-                decoded = apply_stage(self.decode, batch)
-                for row in range(len(decoded["key"])):
-                    if decoded["status"][row] != STATUS_OK:
-                        self.counts[BAD_IMAGE] += 1
-                        continue
-                    pair = self.captions.get(decoded["uid"][row])
-                    if pair is None:
-                        self.counts[NOT_IN_TABLE] += 1
-                        continue
-                    text, how = pick_caption(*pair, self.p_original, rng.random())
-                    self.counts[how] += 1
-                    if text is not None:
-                        yield pixels_to_array(decoded["pixels"][row]), text, decoded["uid"][row]
+        for row in decoded_rows((self.shards[index] for index in order), self.image_size, self.captions):
+            if not row.ok:
+                self.counts[BAD_IMAGE] += 1
+                continue
+            if row.joined is None:
+                self.counts[NOT_IN_TABLE] += 1
+                continue
+            text, how = pick_caption(*row.joined, self.p_original, rng.random())
+            self.counts[how] += 1
+            if text is not None:
+                yield row.image(), text, row.uid
 
     def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, str, str]]:
         """One pass over this rank's shards: (image, text, uid) in a shuffled order that depends on the seed,

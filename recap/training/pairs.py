@@ -7,20 +7,18 @@ read with the job's reader, so training, evaluation and the job see the same pix
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
+from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.pipeline.source import Shard
-from recap.pipeline.stage import apply_stage
-from recap.schema import STATUS_OK
-from recap.stages.decode import BadInput, DecodeImages, decode_image, pixels_to_array
-from recap.stages.webdataset_reader import list_shards, read_shard
+from recap.stages.decode import BadInput, DecodeImages, decode_image
+from recap.stages.webdataset_reader import list_shards
+from recap.training.shard_rows import decoded_rows
 
 MAX_PIXELS = DecodeImages.max_pixels
 
@@ -61,7 +59,7 @@ def _from_world(folder: Path, size: int, limit: int | None, progress: bool) -> P
     images = np.stack(
         [
             model_input(path.read_bytes(), size, str(path))
-            for row in tqdm(rows, desc=f"loading {folder.name}", unit="img", disable=not progress)
+            for row in progress_bar(rows, desc=f"loading {folder.name}", unit="img", disable=not progress)
             for path in [folder / "images" / f"{row['uid']}.{row['image_format']}"]
         ]
     )
@@ -84,7 +82,7 @@ def _from_parquet(path: Path, size: int, caption_column: str, limit: int | None,
         raise RecapError(f"{path} needs an 'image' (bytes) or 'image_path' column (it has {', '.join(names)})")
     rows = table.slice(0, limit).to_pylist() if limit is not None else table.to_pylist()
     images = []
-    for index, row in enumerate(tqdm(rows, desc=f"loading {path.name}", unit="img", disable=not progress)):
+    for index, row in enumerate(progress_bar(rows, desc=f"loading {path.name}", unit="img", disable=not progress)):
         try:
             if "image" in row and row["image"] is not None:
                 data = row["image"]["bytes"] if isinstance(row["image"], dict) else row["image"]
@@ -104,23 +102,19 @@ def _from_parquet(path: Path, size: int, caption_column: str, limit: int | None,
 def _from_tars(shards: list[Shard], size: int, caption_column: str, limit: int | None, progress: bool) -> Pairs:
     """Samples of webdataset tars through the job's reader and decode stage; samples the job would mark
     `bad_input` (no image, no caption, broken bytes) are skipped and counted in `Pairs.skipped`."""
-    decode = DecodeImages(image_size=size)
     uids, images, captions, skipped = [], [], [], 0
-    for shard in tqdm(shards, desc="loading shards", unit="tar", disable=not progress):
-        for batch in read_shard(shard):
-            decoded = apply_stage(decode, batch)
-            for index, status in enumerate(decoded["status"]):
-                caption = decoded["org_caption"][index]
-                if caption_column not in ("caption", "txt") and status == STATUS_OK:
-                    caption = json.loads(batch["json"][index] or b"{}").get(caption_column)
-                if status != STATUS_OK or not caption:
-                    skipped += 1
-                    continue
-                uids.append(decoded["uid"][index] or str(decoded["key"][index]))
-                images.append(pixels_to_array(decoded["pixels"][index]))
-                captions.append(caption)
-                if limit is not None and len(uids) >= limit:
-                    return Pairs(uids=uids, images=np.stack(images), captions=captions, skipped=skipped)
+    for row in decoded_rows(shards, size, progress=progress, total=len(shards)):
+        caption = row.alt_text
+        if caption_column not in ("caption", "txt") and row.ok:
+            caption = row.metadata_field(caption_column)
+        if not row.ok or not caption:
+            skipped += 1
+            continue
+        uids.append(row.uid or row.key)
+        images.append(row.image())
+        captions.append(caption)
+        if limit is not None and len(uids) >= limit:
+            break
     if not uids:
         raise RecapError(
             f"no usable image-caption samples in {shards[0].uri} ... ({len(shards)} tars; "
