@@ -1,8 +1,36 @@
-"""Plain-text reports for the terminal: caption quality side by side, download summaries."""
+"""Plain-text reports for the terminal: caption quality side by side, download summaries; and how reports name
+files (relative to the run folder or the project, not as absolute paths of the machine that ran)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
+
+# The folder that holds the `recap` package: a checkout's root, or site-packages for an installed recap (where the
+# shipped models then read as recap/assets/..., as in a checkout).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def display_path(path: str | os.PathLike | None, base: str | os.PathLike | None = None) -> str | None:
+    """`path` as a report should name it: relative to `base` (a run folder) when inside it, else to the project
+    (the shipped models: recap/assets/...), else to the working folder; otherwise, and for a URI or a name that is
+    not a path (an open_clip model name), unchanged. Relative paths stay as they were given."""
+    if path is None:
+        return None
+    text = str(path)
+    if "://" in text or not Path(text).is_absolute():
+        return text
+    absolute = Path(text).resolve()
+    for root in (base, PROJECT_ROOT, Path.cwd()):
+        if root is None:
+            continue
+        try:
+            return str(absolute.relative_to(Path(root).resolve())) or "."
+        except ValueError:
+            continue
+    return text
+
 
 QUALITY_ROWS = (
     ("object precision", "object_precision"),

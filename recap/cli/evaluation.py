@@ -75,6 +75,7 @@ def _run_eval_retrieval(args: argparse.Namespace) -> int:
     from recap.evaluation.retrieval import evaluate, karpathy_set, markdown_report, shards_set, world_sets
     from recap.io_utils import write_json_atomic
     from recap.models.clip import load_clip
+    from recap.report import display_path
 
     try:
         model, _, tokenizer = load_clip(args.model, pretrained=args.pretrained)
@@ -94,7 +95,7 @@ def _run_eval_retrieval(args: argparse.Namespace) -> int:
         retrieval, tasks = karpathy_set(args.karpathy, args.images, side, split=args.split), []
     results = evaluate(model, tokenizer, retrieval, tasks, progress=not args.quiet)
     results["model"] = args.model
-    report = markdown_report(results, args.model)
+    report = markdown_report(results, display_path(args.model))
     echo(report)
     if args.out:
         out = Path(args.out)

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from recap.console import LOG_FILES, progress_bar
 from recap.errors import RecapError
 from recap.io_utils import replace_folder
+from recap.report import display_path
 from recap.schema import LATER_VERSION_1_COLUMNS, SCORED_TABLE_SCHEMA, STATUS_BAD_INPUT, STATUS_CAPTION_FAILED
 
 REASONS = (
@@ -317,11 +318,19 @@ def _models(con, scored: str) -> dict:
                 prompts[captioner["prompt_id"]] = captioner["prompt_text"]
     return {
         "captioners": [
-            {"model": model, "prompt_id": prompt, "prompt_text": prompts.get(prompt), "rows": rows}
+            {"model": display_path(model), "prompt_id": prompt, "prompt_text": prompts.get(prompt), "rows": rows}
             for model, prompt, rows in captioners
         ],
-        "clip": [row[0] for row in clips],
+        "clip": [_display_clip(row[0]) for row in clips],
     }
+
+
+def _display_clip(clip_model: str) -> str:
+    """A clip_model value ("FOLDER" or "NAME (CHECKPOINT)") with its paths as the card shows paths."""
+    name, separator, pretrained = clip_model.partition(" (")
+    if separator and pretrained.endswith(")"):
+        return f"{display_path(name)} ({display_path(pretrained[:-1])})"
+    return display_path(clip_model)
 
 
 def _world_quality(con, world: str) -> dict:

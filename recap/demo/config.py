@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Bumped when a step's outputs change meaning: finished steps of runs made before are then run again.
-STEPS_VERSION = 1
+STEPS_VERSION = 2  # 2: the recaption step records the captioner's path apart from how the report names it
 BUDGET_SECONDS = 15 * 60  # the whole demo on 2 CPU cores
 
 

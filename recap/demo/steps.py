@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from recap.demo.config import DemoConfig
 from recap.errors import RecapError
+from recap.report import display_path
 from recap.world.generate import truth_by_uid
 
 EXAMPLES = 12  # web images shown with alt-text, recaption and truth in the report
@@ -140,12 +141,14 @@ def recaption(config: DemoConfig, results: dict) -> dict:
     quality = score_table(captions, world, column="re_caption", baseline="org_caption")
     return {
         "captions": str(captions),
-        "captioner": str(model),
+        "captioner": display_path(model),  # as the report names it
+        "captioner_path": str(model),
         "job": summary,
         "downloaded": downloaded,
         "quality": quality["summaries"],
         "examples": _examples(captions, Path(world)),
-        "command": f"recap caption --input {shards} --output {captions} --captioner {model} --batch-size 32 "
+        "command": f"recap caption --input {shards} --output {captions} --captioner {display_path(model)} "
+        "--batch-size 32 "
         "--actors 1 --ray-address local",
     }
 
@@ -193,7 +196,7 @@ def caption_eval_split(config: DemoConfig, results: dict) -> dict:
     from recap.caption_quality import caption_world_split
     from recap.models.captioner import CaptionerConfig, load_captioner
 
-    world, model = results["world"]["world"], results["recaption"]["captioner"]
+    world, model = results["world"]["world"], results["recaption"]["captioner_path"]
     captioner = load_captioner(CaptionerConfig(model=model, batch_size=32, device="cpu"))
     rows, quality = caption_world_split(captioner, world, "eval")
     table = config.folder / EVAL_CAPTIONS
@@ -289,7 +292,8 @@ def draw_with_dit(config: DemoConfig, results: dict) -> dict:
         )
         reports[source] = T2IEvaluator(evaluation, progress=True).run()
     out = config.folder / "dit"
-    command = f"recap eval-t2i {' '.join(f'--model {item}' for item in labelled)} --eval {eval_split} "
+    shown = [f"{label}={display_path(folder)}" for label, folder in models.items()]
+    command = f"recap eval-t2i {' '.join(f'--model {item}' for item in shown)} --eval {eval_split} "
     command += f"--limit {config.dit_prompts} --no-negatives"
     recaption_options = f"--prompt-table {results['eval_captions']['table']} --prompt-column re_caption"
     return {

@@ -14,7 +14,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-RAY_NOISE = ("INFO worker.py", "Started a local Ray", "Token authentication", "streaming_executor", "core_worker")
+from recap.report import PROJECT_ROOT
+
+RAY_NOISE = (
+    "INFO worker.py", "Started a local Ray", "Token authentication", "streaming_executor", "core_worker",
+    "Loading weights",  # transformers' bar, once on the terminal
+)  # fmt: skip
 SECTIONS = ("examples", "quality", "download", "curation", "clip", "dit", "timings")
 
 
@@ -95,6 +100,11 @@ def test_the_report_shows_this_runs_numbers(quick_demo):
     grids = 2 * len(results["dit"]["reports"])  # one per p and prompt source
     assert len(sources) == 12 + 4 + grids and all((out / "report" / src).is_file() for src in sources)
     assert "http://" not in page and "https://" not in page
+    # the shipped models are named as the project's files, not as paths of the machine that ran the demo
+    card = (out / "release" / "data_card.md").read_text()
+    assert "Captioner <code>recap/assets/captioner-tiny</code>" in page and "`recap/assets/clip-tiny`" in card
+    for text in (page, markdown, card):
+        assert str(PROJECT_ROOT) not in text
 
 
 def _chromium() -> str | None:
