@@ -23,13 +23,13 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 def main(argv: list[str] | None = None) -> int:
     from recap.jobs.runner import job_script
-    from recap.jobs.score import add_score_arguments, config_from_args, run_score_job
+    from recap.jobs.score import add_job_arguments, config_from_args, run_score_job
 
     return job_script(
         argv,
         prog="score_datacomp.py",
         description=__doc__,
-        add_arguments=add_score_arguments,
+        add_arguments=add_job_arguments,
         build_config=config_from_args,
         run=run_score_job,
     )

@@ -133,14 +133,14 @@ def test_a_trainer_and_an_evaluator_print_only_our_lines(readme_chain):
 
 BUG = """
 import sys
-import recap.cli.training
 from recap.cli import main
+from recap.training.clip_training import ClipTrainer
 
-def buggy(args):
+def buggy(self):
     print("a library line before the bug")
     return 1 / 0
 
-recap.cli.training._run_train_clip = buggy
+ClipTrainer.run = buggy
 sys.exit(main(["train-clip", "--train", "anything", "--out", sys.argv[1]]))
 """
 

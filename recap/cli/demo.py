@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from recap.cli.options import build_config, log_in
+from recap.cli.options import add_command, build_config, log_in
 
 
 def add_demo_parser(subparsers) -> None:
     from recap.demo.runner import LOG_FILE
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
         help="run the whole paper in miniature; write a report",
         description="Generate a world, download its web split with img2dataset from a local server, recaption it "
@@ -21,7 +22,8 @@ def add_demo_parser(subparsers) -> None:
         "write OUT/report/index.html (+ report.md) with every number of the run. About 8 minutes on 2 CPU cores "
         "(budget: 15). Each finished step is stored in OUT/steps/: rerunning the same command after an interruption "
         f"skips the finished steps and says so. Libraries' log lines go to OUT/{LOG_FILE} unless --verbose.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_demo,
+        log=log_in("out", LOG_FILE),
     )
     parser.add_argument("--out", default="runs/demo", help="folder for every output of the demo")
     parser.add_argument("--size", type=int, default=2000, help="images in the web split")
@@ -43,7 +45,6 @@ def add_demo_parser(subparsers) -> None:
     parser.add_argument(
         "--ray-address", help="run the Ray jobs on this running cluster (default: start a local Ray for the demo)"
     )
-    parser.set_defaults(handler=_run_demo, log=log_in("out", LOG_FILE))
 
 
 def _run_demo(args: argparse.Namespace) -> int:

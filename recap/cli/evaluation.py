@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recap.cli.options import add_threads_argument, config_from_args, float_list, log_in, set_threads
+from recap.cli.options import add_command, add_threads_argument, config_from_args, float_list, log_in, set_threads
 from recap.console import echo
 from recap.errors import RecapError
 
@@ -14,19 +14,20 @@ NEGATIVE_SCALE_HELP = "Perp-Neg's scale for the negative (default: --scale minus
 
 
 def add_eval_captions_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "eval-captions",
         help="score captions against the world's ground truth",
         description="Join a table (Parquet file or folder, with a uid column) to the embedded world's ground "
         "truth by uid and print precision (1 - hallucination rate), recall (coverage), per-attribute accuracy "
         "and mean length of --column beside the table's original alt-text (--baseline).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_eval_captions,
+        log=lambda args: None,
     )
     parser.add_argument("--table", required=True, help="Parquet file or folder of them, with uid")
     parser.add_argument("--world", required=True, help="the world folder the table's samples come from")
     parser.add_argument("--column", default="re_caption", help="caption column to score")
     parser.add_argument("--baseline", default="org_caption", help="column to show beside it (skipped if absent)")
-    parser.set_defaults(handler=_run_eval_captions, log=lambda args: None)
 
 
 def _run_eval_captions(args: argparse.Namespace) -> int:
@@ -45,7 +46,8 @@ def _run_eval_captions(args: argparse.Namespace) -> int:
 
 
 def add_eval_retrieval_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "eval-retrieval",
         help="zero-shot retrieval and classification of a CLIP",
         description="Evaluate a CLIP model (an open_clip folder such as `recap train-clip`'s OUT/model, or any "
@@ -54,7 +56,8 @@ def add_eval_retrieval_parser(subparsers) -> None:
         "with a local image folder, or on webdataset shards joined with a caption table. Image->text and "
         "text->image Recall@1/5/10 with several captions per image, and DataComp's mean_recall@1; ties count against "
         "the query. Prints Markdown; --out writes JSON + Markdown.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_eval_retrieval,
+        log=log_in("out"),
     )
     parser.add_argument("--model", required=True, help="CLIP folder, or an open_clip model name")
     parser.add_argument("--pretrained", help="local checkpoint for a model name (e.g. a ViT-B-16 state dict)")
@@ -68,7 +71,6 @@ def add_eval_retrieval_parser(subparsers) -> None:
     parser.add_argument("--images", help="image root for --karpathy (COCO: the folder holding val2014/)")
     parser.add_argument("--split", default="test", help="Karpathy split to evaluate")
     parser.add_argument("--out", help="folder for retrieval.json and retrieval.md")
-    parser.set_defaults(handler=_run_eval_retrieval, log=log_in("out"))
 
 
 def _run_eval_retrieval(args: argparse.Namespace) -> int:
@@ -130,7 +132,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser, *, sweep: bool = F
 def add_sample_parser(subparsers) -> None:
     from recap.models.t2i import GUIDANCE_MODES
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "sample",
         help="draw images for prompts with a text-to-image model",
         description="Draw one image per prompt (from --prompts, a text file with one prompt per line, or a "
@@ -139,7 +142,8 @@ def add_sample_parser(subparsers) -> None:
         "subtracts only its part perpendicular to the prompt's direction (Perp-Neg), so a negative that "
         "overlaps the prompt cannot erase what the prompt asks for. The same --seed gives the same images. "
         "Writes OUT/NNNNN.png, OUT/grid.png (prompt under each image) and OUT/samples.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_sample,
+        log=log_in("out"),
     )
     parser.add_argument("--model", help="model folder (train-t2i's OUT/model); default: the shipped p=0 model")
     parser.add_argument("--prompts", help="text file, one prompt per line")
@@ -152,7 +156,6 @@ def add_sample_parser(subparsers) -> None:
     parser.add_argument("--negative-scale", type=float, help=NEGATIVE_SCALE_HELP)
     parser.add_argument("--out", required=True, help="folder for the PNGs, grid and samples.json")
     add_generation_arguments(parser)
-    parser.set_defaults(handler=_run_sample, log=log_in("out"))
 
 
 def _run_sample(args: argparse.Namespace) -> int:
@@ -192,7 +195,8 @@ def add_eval_t2i_parser(subparsers) -> None:
     from recap.evaluation.t2i_eval import T2IEvalConfig
 
     defaults = T2IEvalConfig(models=["x"], eval="", out="")
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "eval-t2i",
         help="judge text-to-image models on a world eval split",
         description="For each eval image's prompt (its ground-truth caption, or --prompt-table's column, e.g. the "
@@ -202,7 +206,8 @@ def add_eval_t2i_parser(subparsers) -> None:
         "shape, colour and size. Also the CLIP score of image against prompt (reference CLIP, 100 x max(cos, 0)) "
         "and the Frechet distance to the real eval images in that CLIP's embedding space, and two negative-prompt "
         "checks under plain and Perp-Neg guidance. Writes OUT/eval.json, OUT/eval.md and OUT/grids/LABEL.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_eval_t2i,
+        log=log_in("out"),
     )
     parser.add_argument(
         "--model", dest="models", action="append", required=True, help="model folder or LABEL=FOLDER (repeatable)"
@@ -210,7 +215,6 @@ def add_eval_t2i_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, help="folder for eval.json, eval.md and the grids")
     add_t2i_eval_arguments(parser, defaults)
     add_generation_arguments(parser)
-    parser.set_defaults(handler=_run_eval_t2i, log=log_in("out"))
 
 
 def _run_eval_t2i(args: argparse.Namespace) -> int:

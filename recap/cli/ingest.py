@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recap.cli.options import build_config, log_in
+from recap.cli.options import add_command, build_config, log_in
 from recap.console import TABLE_LOG_FILE, echo
 
 
@@ -26,14 +26,16 @@ def add_world_parser(subparsers) -> None:
     from recap.world.captions import ALT_TEXT_KINDS, DEFAULT_ALT_TEXT_MIX
     from recap.world.vocabulary import DIFFICULTIES
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "world",
         help="generate the embedded synthetic web dataset",
         description="Generate a synthetic, DataComp-shaped web dataset with known ground truth: images of "
         "objects (shape, colour, size, position, brand marks), noisy web alt-text, DataComp metadata Parquet, "
         "ground-truth scenes and detailed captions, in splits web / sft / eval. Prints the alt-text's quality "
         "against the ground truth. The same --seed always gives the same files.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_world,
+        log=log_in("out"),
     )
     parser.add_argument("--out", required=True, help="folder to create (must be new or empty, or use --overwrite)")
     parser.add_argument("--size", type=int, default=1000, help="images in the web split (the data to recaption)")
@@ -52,7 +54,6 @@ def add_world_parser(subparsers) -> None:
         f"(default: {','.join(f'{k}={v}' for k, v in DEFAULT_ALT_TEXT_MIX.items())})",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing world at --out")
-    parser.set_defaults(handler=_run_world, log=log_in("out"))
 
 
 def _run_world(args: argparse.Namespace) -> int:
@@ -74,7 +75,8 @@ def _run_world(args: argparse.Namespace) -> int:
 
 
 def add_download_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "download",
         help="download metadata into webdataset shards (img2dataset)",
         description="Run img2dataset on a DataComp-style metadata folder (Parquet with uid, url, text, sha256) "
@@ -84,7 +86,8 @@ def add_download_parser(subparsers) -> None:
         "With --distributor ray the shards are downloaded as Ray tasks on a cluster (see also "
         "pipelines/download_datacomp.py, the same as a Ray job). Prints the success rate and failures by "
         f"reason, and writes download_summary.json. img2dataset's own messages go to OUT/{TABLE_LOG_FILE}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_download,
+        log=log_in("out", TABLE_LOG_FILE),
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--metadata", help="folder of DataComp metadata .parquet files (real data: no server)")
@@ -116,7 +119,6 @@ def add_download_parser(subparsers) -> None:
         help="with --distributor ray: the cluster to join (default: RAY_ADDRESS, the cluster `ray start` began on "
         "this machine, or a local Ray; 'local' always starts a fresh one)",
     )
-    parser.set_defaults(handler=_run_download, log=log_in("out", TABLE_LOG_FILE))
 
 
 def _run_download(args: argparse.Namespace) -> int:

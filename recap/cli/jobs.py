@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
+from types import ModuleType
 
-from recap.cli.options import local_log, log_in
+from recap.cli.options import add_command, local_log, log_in
 from recap.console import TABLE_LOG_FILE, echo
 from recap.errors import RecapError
 
@@ -23,36 +25,47 @@ def _job_log(args: argparse.Namespace):
     return local_log(output, TABLE_LOG_FILE)
 
 
-def _print_summary(summary: dict) -> None:
-    echo(json.dumps(summary, indent=2))
+def _add_job_command(subparsers, name: str, *, help: str, description: str, job: ModuleType, run) -> None:
+    """A shard job's command: the options of the `job` module (its `add_job_arguments`), and a runner that
+    builds the job's config (its `config_from_args`), calls `run` and prints the summary."""
+    parser = add_command(
+        subparsers,
+        name,
+        help=help,
+        description=f"{description} --resume skips finished shards. Ray's messages go to OUTPUT/{TABLE_LOG_FILE}.",
+        handler=partial(_run_job, job.config_from_args, run),
+        log=_job_log,
+        defaults=False,
+    )
+    job.add_job_arguments(parser)
+
+
+def _run_job(config_from_args, run, args: argparse.Namespace) -> int:
+    echo(json.dumps(run(config_from_args(args), progress=not args.quiet), indent=2))
+    return 0
 
 
 def add_caption_parser(subparsers) -> None:
-    from recap.jobs.caption import add_job_arguments
+    from recap.jobs import caption
 
-    parser = subparsers.add_parser(
+    _add_job_command(
+        subparsers,
         "caption",
         help="recaption shards with a LLaVA (Ray Data job)",
         description="Read webdataset shards, decode and resize images on CPU workers, caption them with a LLaVA "
         "actor pool, and write one Parquet caption table per shard (schemas/caption_table.v1.json), a completion "
         "marker per shard, a run manifest and _run_summary.json. Every input sample appears exactly once, as a "
-        "caption or as an error row. --resume skips finished shards. Ray's messages go to OUTPUT/_recap.log.",
+        "caption or as an error row.",
+        job=caption,
+        run=caption.run_caption_job,
     )
-    add_job_arguments(parser)
-    parser.set_defaults(handler=_run_caption, log=_job_log)
-
-
-def _run_caption(args: argparse.Namespace) -> int:
-    from recap.jobs.caption import config_from_args, run_caption_job
-
-    _print_summary(run_caption_job(config_from_args(args), progress=not args.quiet))
-    return 0
 
 
 def add_score_parser(subparsers) -> None:
-    from recap.jobs.score import add_score_arguments
+    from recap.jobs import score
 
-    parser = subparsers.add_parser(
+    _add_job_command(
+        subparsers,
         "score",
         help="CLIP-score both captions of every image (Ray Data job)",
         description="Read webdataset shards with their caption tables (--captions: the recaption job's output), "
@@ -60,24 +73,17 @@ def add_score_parser(subparsers) -> None:
         "scored table per shard (schemas/scored_table.v1.json): the caption table with re_clip_score and "
         "org_clip_score = 100 x max(cosine, 0), the scorer's columns, a completion marker per shard, a run "
         "manifest and _run_summary.json (with how many captions were longer than the CLIP's text context). "
-        "Every row of every caption table appears exactly once. --resume skips finished shards. Ray's messages go "
-        "to OUTPUT/_recap.log.",
+        "Every row of every caption table appears exactly once.",
+        job=score,
+        run=score.run_score_job,
     )
-    add_score_arguments(parser)
-    parser.set_defaults(handler=_run_score, log=_job_log)
-
-
-def _run_score(args: argparse.Namespace) -> int:
-    from recap.jobs.score import config_from_args, run_score_job
-
-    _print_summary(run_score_job(config_from_args(args), progress=not args.quiet))
-    return 0
 
 
 def add_curate_parser(subparsers) -> None:
     from recap.curation.curate import PRESETS, REASONS
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "curate",
         help="filter scored tables into a release and a data card",
         description="Apply DataComp-style filters to the scored tables (`recap score`'s output) and write OUT/release/"
@@ -85,7 +91,8 @@ def add_curate_parser(subparsers) -> None:
         "row with its reason), and a data card (data_card.md, data_card.json, histograms as PNG). Each row is "
         f"dropped for the first reason that applies, in this order: {', '.join(REASONS)}; kept + dropped = input. "
         f"Presets: {'; '.join(f'{name} = {settings}' for name, settings in PRESETS.items())}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_curate,
+        log=log_in("out"),
     )
     parser.add_argument("--scored", required=True, help="folder of scored tables (recap score --output)")
     parser.add_argument("--out", required=True, help="folder for the release, exclusions and data card (replaced)")
@@ -106,7 +113,6 @@ def add_curate_parser(subparsers) -> None:
     parser.add_argument("--dedup-captions", action="store_true", default=None, help="drop repeated alt-texts")
     parser.add_argument("--rows-per-file", type=int, help="rows per release file (default 100000)")
     parser.add_argument("--world", help="a world folder: add caption quality against its ground truth to the card")
-    parser.set_defaults(handler=_run_curate, log=log_in("out"))
 
 
 def _run_curate(args: argparse.Namespace) -> int:

@@ -31,6 +31,15 @@ def local_log(folder: str | None, name: str = LOG_FILE) -> Path | None:
     return Path(folder.removeprefix("file://")) / name
 
 
+def add_command(subparsers, name: str, *, help: str, description: str, log: LogPlace, handler, defaults: bool = True):
+    """A command's parser: `help` is its line in `recap --help`, `description` its own --help (with each option's
+    default unless `defaults` is false); `handler(args)` runs it and `log(args)` says where its log goes."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter if defaults else argparse.HelpFormatter
+    parser = subparsers.add_parser(name, help=help, description=description, formatter_class=formatter)
+    parser.set_defaults(handler=handler, log=log)
+    return parser
+
+
 def build_config(cls, **options):
     """Build a config dataclass, turning its validation errors into user-facing ones."""
     try:
@@ -103,14 +112,3 @@ def set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def print_training_summary(summary: dict) -> None:
-    """The last lines of train-clip and train-t2i."""
-    from recap.console import echo
-
-    echo(f"model saved to {summary['model']}")
-    echo(
-        f"steps {summary['steps']}, loss {summary['first_loss']} -> {summary['final_loss']}, "
-        f"{summary['images_per_s']} images/s; captions chosen: {summary['caption_choices']}"
-    )

@@ -7,7 +7,14 @@ import argparse
 from pathlib import Path
 
 from recap.cli.evaluation import add_generation_arguments, add_t2i_eval_arguments
-from recap.cli.options import add_p_values_argument, build_config, config_from_args, log_in, p_values_from_args
+from recap.cli.options import (
+    add_command,
+    add_p_values_argument,
+    build_config,
+    config_from_args,
+    log_in,
+    p_values_from_args,
+)
 from recap.cli.training import add_clip_training_arguments, add_dit_arguments
 from recap.console import echo
 
@@ -20,7 +27,8 @@ def add_clip_sweep_parser(subparsers) -> None:
     from recap.evaluation.clip_sweep import DEFAULT_MODEL, DEFAULT_P_VALUES
     from recap.training.clip_training import ClipTrainingConfig
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "clip-sweep",
         help="Recap-CLIP at several p: the paper's Table 3",
         description="Train one CLIP per p in --p-values on the same shards, caption table, steps and seed (each a "
@@ -29,7 +37,8 @@ def add_clip_sweep_parser(subparsers) -> None:
         "paper's Table 3 to OUT/sweep.md and OUT/sweep.json, with whether the paper's claims hold (p=0 beats p=1 "
         "on retrieval, p=1 beats p=0 on brand names, a middle p keeps both). A p already evaluated with the same "
         "training options is skipped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_clip_sweep,
+        log=log_in("out"),
     )
     add_p_values_argument(parser, DEFAULT_P_VALUES)
     parser.add_argument("--eval", required=True, help="world split folder to evaluate on (e.g. WORLD/eval)")
@@ -41,7 +50,6 @@ def add_clip_sweep_parser(subparsers) -> None:
         "runs finish the sweep sooner than one two-thread run after another)",
     )
     add_clip_training_arguments(parser, ClipTrainingConfig(train="", out="", model=DEFAULT_MODEL))
-    parser.set_defaults(handler=_run_clip_sweep, log=log_in("out"))
 
 
 def _run_clip_sweep(args: argparse.Namespace) -> int:
@@ -64,7 +72,8 @@ def add_t2i_sweep_parser(subparsers) -> None:
     from recap.evaluation.t2i_sweep import DEFAULT_P_VALUES
     from recap.training.t2i_training import T2ITrainingConfig
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "t2i-sweep",
         help="Recap-DiT at p=0 and p=1: the paper's Table 7",
         description="Train one DiT per p in --p-values on the same shards, caption table, steps and seed (each a "
@@ -72,14 +81,14 @@ def add_t2i_sweep_parser(subparsers) -> None:
         "--parallel of them at once with the cores split between them; then `recap eval-t2i` on all of them into "
         "OUT/eval (same prompts, same seed), and the paper's Table 7 claims checked in OUT/sweep.md: p=0 beats "
         "p=1 on judged prompt-attribute accuracy (by >= 15 points on the world) and on CLIP score.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_t2i_sweep,
+        log=log_in("out"),
     )
     add_p_values_argument(parser, DEFAULT_P_VALUES)
     parser.add_argument("--parallel", type=int, default=2, help="p trained at once, each in its own process")
     add_dit_arguments(parser, T2ITrainingConfig(train="", out=""))
     add_t2i_eval_arguments(parser, T2IEvalConfig(models=["x"], eval="", out="", scales=SWEEP_SCALES))
     add_generation_arguments(parser, sweep=True)
-    parser.set_defaults(handler=_run_t2i_sweep, log=log_in("out"))
 
 
 def _run_t2i_sweep(args: argparse.Namespace) -> int:

@@ -4,14 +4,15 @@ with them (`add_clip_training_arguments`, `add_dit_arguments`) live here too."""
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 from recap.cli.options import (
+    add_command,
     add_threads_argument,
     add_training_arguments,
     config_from_args,
     log_in,
-    print_training_summary,
 )
 from recap.console import echo
 
@@ -20,7 +21,8 @@ def add_train_captioner_parser(subparsers) -> None:
     from recap.training.captioner_training import CaptionerTrainingConfig
 
     defaults = CaptionerTrainingConfig(train="", out="")
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "train-captioner",
         help="train a LLaVA captioner (projector, then LLM)",
         description="Train a LLaVA captioner. Without --init a tiny LLaVA is built (CLIP-ViT tower, Llama "
@@ -30,7 +32,8 @@ def add_train_captioner_parser(subparsers) -> None:
         "frozen unless --unfreeze-vision). --train/--eval take a world split folder, a Parquet file with image "
         "bytes or paths, or webdataset tars. Rerunning with the same --out resumes from the last checkpoint. "
         "The final HF folder is OUT/model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        handler=_run_train_captioner,
+        log=log_in("out"),
     )
     parser.add_argument("--train", required=True, help="training pairs: world split folder, .parquet, or tars")
     parser.add_argument("--eval", help="a world split folder to measure caption quality during training")
@@ -59,7 +62,6 @@ def add_train_captioner_parser(subparsers) -> None:
     parser.add_argument("--eval-images", type=int, default=defaults.eval_images)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     add_threads_argument(parser)
-    parser.set_defaults(handler=_run_train_captioner, log=log_in("out"))
 
 
 def _run_train_captioner(args: argparse.Namespace) -> int:
@@ -82,11 +84,38 @@ def add_clip_training_arguments(parser: argparse.ArgumentParser, defaults) -> No
     parser.add_argument("--init", help="checkpoint to start from (e.g. a real ViT-B-16 state dict)")
 
 
-def add_train_clip_parser(subparsers) -> None:
-    from recap.training.clip_training import ClipTrainingConfig
+def _add_mixed_caption_trainer(
+    subparsers, name: str, *, help: str, description: str, config_class, trainer_class, add_arguments
+) -> None:
+    """train-clip and train-t2i: a trainer on the shared loop, over a mix of original captions and recaptions."""
+    defaults = config_class(train="", out="")
+    parser = add_command(
+        subparsers,
+        name,
+        help=help,
+        description=description,
+        handler=partial(_run_mixed_caption_trainer, config_class, trainer_class),
+        log=log_in("out"),
+    )
+    parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
+    add_arguments(parser, defaults)
 
-    defaults = ClipTrainingConfig(train="", out="")
-    parser = subparsers.add_parser(
+
+def _run_mixed_caption_trainer(config_class, trainer_class, args: argparse.Namespace) -> int:
+    summary = trainer_class(config_from_args(config_class, args), progress=not args.quiet).run()
+    echo(f"model saved to {summary['model']}")
+    echo(
+        f"steps {summary['steps']}, loss {summary['first_loss']} -> {summary['final_loss']}, "
+        f"{summary['images_per_s']} images/s; captions chosen: {summary['caption_choices']}"
+    )
+    return 0
+
+
+def add_train_clip_parser(subparsers) -> None:
+    from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
+
+    _add_mixed_caption_trainer(
+        subparsers,
         "train-clip",
         help="train CLIP on a mix of alt-texts and recaptions",
         description="Train an open_clip CLIP on webdataset shards joined with their caption table (--captions: the "
@@ -96,19 +125,10 @@ def add_train_clip_parser(subparsers) -> None:
         "is counted. Images go through the recaption job's reader and decode stage. Rerunning with the same --out "
         "resumes from the last checkpoint. The result is an open_clip folder, OUT/model "
         "(open_clip.create_model_and_transforms('local-dir:OUT/model') loads it).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        config_class=ClipTrainingConfig,
+        trainer_class=ClipTrainer,
+        add_arguments=add_clip_training_arguments,
     )
-    parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
-    add_clip_training_arguments(parser, defaults)
-    parser.set_defaults(handler=_run_train_clip, log=log_in("out"))
-
-
-def _run_train_clip(args: argparse.Namespace) -> int:
-    from recap.training.clip_training import ClipTrainer, ClipTrainingConfig
-
-    config = config_from_args(ClipTrainingConfig, args)
-    print_training_summary(ClipTrainer(config, progress=not args.quiet).run())
-    return 0
 
 
 def add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
@@ -137,10 +157,10 @@ def add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
 
 
 def add_train_t2i_parser(subparsers) -> None:
-    from recap.training.t2i_training import T2ITrainingConfig
+    from recap.training.t2i_training import T2ITrainer, T2ITrainingConfig
 
-    defaults = T2ITrainingConfig(train="", out="")
-    parser = subparsers.add_parser(
+    _add_mixed_caption_trainer(
+        subparsers,
         "train-t2i",
         help="train a text-to-image DiT (Recap-DiT)",
         description="Train diffusers' PixArt DiT, conditioned on the per-token output of a frozen open_clip text "
@@ -151,16 +171,7 @@ def add_train_t2i_parser(subparsers) -> None:
         "--image-size (the world: 32 px); with --vae, the latents of a local diffusers AutoencoderKL folder (real "
         "data). Rerunning with the same --out resumes. The result, OUT/model, is what `recap sample` and `recap "
         "eval-t2i` load.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        config_class=T2ITrainingConfig,
+        trainer_class=T2ITrainer,
+        add_arguments=add_dit_arguments,
     )
-    parser.add_argument("--p-original", type=float, default=defaults.p_original, help="share of original captions")
-    add_dit_arguments(parser, defaults)
-    parser.set_defaults(handler=_run_train_t2i, log=log_in("out"))
-
-
-def _run_train_t2i(args: argparse.Namespace) -> int:
-    from recap.training.t2i_training import T2ITrainer, T2ITrainingConfig
-
-    config = config_from_args(T2ITrainingConfig, args)
-    print_training_summary(T2ITrainer(config, progress=not args.quiet).run())
-    return 0

@@ -36,15 +36,11 @@ def draw_and_save(
     model: str | None = None,
     negative: str | None = None,
     guidance: str | None = None,
-    scale: float | None = None,
-    negative_scale: float | None = None,
-    steps: int = 20,
-    scheduler: str = "ddim",
-    seed: int = 0,
-    batch_size: int = 64,
+    **generation,
 ) -> dict:
-    """Draw one image per prompt with `model` (default: the shipped p=0 Recap-DiT); write OUT/NNNNN.png,
-    OUT/grid.png and OUT/samples.json, and return that record (with the grid's path)."""
+    """Draw one image per prompt with `model` (default: the shipped p=0 Recap-DiT) and `generation`, the options of
+    `T2IModel.generate` (scale, steps, scheduler, seed, ...); write OUT/NNNNN.png, OUT/grid.png and
+    OUT/samples.json, and return that record (with the grid's path)."""
     from PIL import Image
 
     from recap.evaluation.image_grid import save_grid
@@ -55,15 +51,7 @@ def draw_and_save(
     if guidance != "cfg" and not negative:
         raise RecapError(f"--guidance {guidance} needs --negative TEXT")
     images = load_t2i(model or shipped_t2i()).generate(
-        prompts,
-        negative_prompts=negative,
-        guidance=guidance,
-        scale=scale,
-        negative_scale=negative_scale,
-        steps=steps,
-        scheduler=scheduler,
-        seed=seed,
-        batch_size=batch_size,
+        prompts, negative_prompts=negative, guidance=guidance, **generation
     )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,15 +59,12 @@ def draw_and_save(
         Image.fromarray(image).save(out / f"{index:05d}.png")
     labels = [f"{prompt} [-{negative}]" if negative else prompt for prompt in prompts]
     grid = save_grid(out / "grid.png", images, labels)
+    seed = generation.get("seed", 0)
     record = {
         "model": str(model or "shipped"),
         "guidance": guidance,
         "negative": negative,
-        "scale": scale,
-        "negative_scale": negative_scale,
-        "steps": steps,
-        "scheduler": scheduler,
-        "seed": seed,
+        **generation,
         "images": [
             {"file": f"{index:05d}.png", "prompt": prompt, "seed": seed + index}
             for index, prompt in enumerate(prompts)

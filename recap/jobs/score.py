@@ -121,7 +121,7 @@ def run_score_job(config: ScoreJobConfig, *, progress: bool = True) -> dict:
     return summary
 
 
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """The scoring job's command-line options (shared by `recap score` and pipelines/score_datacomp.py)."""
     add_shard_job_arguments(parser, ScoreJobConfig, model="CLIP")
     parser.add_argument("--captions", help="folder or URI of the shards' caption tables (the recaption job's output)")
