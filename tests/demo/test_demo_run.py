@@ -102,7 +102,7 @@ def test_the_report_shows_this_runs_numbers(quick_demo):
     assert "http://" not in page and "https://" not in page
     # the shipped models are named as the project's files, not as paths of the machine that ran the demo
     card = (out / "release" / "data_card.md").read_text()
-    assert "Captioner <code>recap/assets/captioner-tiny</code>" in page and "`recap/assets/clip-tiny`" in card
+    assert "Captioner: <code>recap/assets/captioner-tiny</code>" in page and "`recap/assets/clip-tiny`" in card
     for text in (page, markdown, card):
         assert str(PROJECT_ROOT) not in text
 
