@@ -90,12 +90,17 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm, help="clip the gradient norm")
     add_threads_argument(parser)
+    add_scale_out_arguments(parser)
+
+
+def add_scale_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """A trainer's Ray Train options (named like the trainers' config fields)."""
     parser.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="1: train in this process; N: N Ray Train workers with DDP, each reading its own shards and taking "
-        "--batch-size samples per step (OUT must be on storage every worker sees)",
+        help="1: train in this process; N: N Ray Train workers with DDP, each reading its own share of the data and "
+        "taking --batch-size samples per step (OUT must be on storage every worker sees)",
     )
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per Ray Train worker")
     parser.add_argument("--gpus", action="store_true", help="one GPU per Ray Train worker (NCCL) instead of gloo")

@@ -246,7 +246,10 @@ class T2IEvaluator:
         config, out = self.config, Path(self.config.out)
         model = load_t2i(folder)
         recorded = float(model.info.get("guidance_scale", DEFAULT_GUIDANCE_SCALE))
-        scale, tried = self.choose_scale(label, model, recorded if config.scale is None else config.scale)
+        if model.one_step:  # one network call, no guidance: no scale to choose
+            scale, tried = None, {}
+        else:
+            scale, tried = self.choose_scale(label, model, recorded if config.scale is None else config.scale)
         started = time.perf_counter()
         images = self._generate(model, self.prompts, f"{label}: drawing", scale)
         seconds = time.perf_counter() - started
@@ -260,12 +263,15 @@ class T2IEvaluator:
             "validation_object_accuracy_by_scale": {str(scale): value for scale, value in tried.items()},
             "text_cut": model.conditioner.cut,
             "draw_seconds": round(seconds, 1),
+            "images_per_s": round(len(images) / seconds, 2) if seconds else None,
+            "network_calls_per_image": model.network_calls(config.steps),
+            "one_step": model.one_step,
             "training": model.info.get("training", {}),
         }
         count = min(config.grid_images, len(images))
         result["grid"] = str(save_grid(out / "grids" / f"{label}.png", images[:count], self.prompts[:count]))
         np.save(out / f"{label}-images.npy", images)
-        if config.negatives:
+        if config.negatives and not model.one_step:  # a negative prompt needs guidance
             result["negatives"] = self.negative_checks(label, model, scale)
         return result
 
@@ -346,23 +352,29 @@ def markdown_report(report: dict) -> str:
     lines = [
         f"# Text-to-image eval: {report['prompts']} prompts ({report['prompt_source']})",
         "",
-        "| model | CFG scale | object accuracy | presence | shape | colour | size | unprompted | CLIP score | FD |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | CFG scale | object accuracy | presence | shape | colour | size | unprompted | CLIP score | FD "
+        "| calls / image | images/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, result in report["models"].items():
         scores = result["prompt_attribute"]
         cells = [scores[name] * 100 for name in ("object_accuracy", "presence", "shape", "colour", "size")]
         cells.append(scores["unprompted_rate"] * 100)
+        scale = "- (one step)" if result["scale"] is None else f"{result['scale']:g}"
+        speed = result.get("images_per_s")
         lines.append(
-            f"| {label} | {result['scale']:g} | "
+            f"| {label} | {scale} | "
             + " | ".join(f"{value:.1f}" for value in cells)
-            + f" | {result['clip_score']:.1f} | {result['frechet_distance']:.2f} |"
+            + f" | {result['clip_score']:.1f} | {result['frechet_distance']:.2f} | "
+            + f"{result.get('network_calls_per_image', '-')} | {'-' if speed is None else f'{speed:.1f}'} |"
         )
     lines += [
-        f"| real images (32 px) | - | - | - | - | - | - | - | {report['real_images']['clip_score']:.1f} | 0 |",
+        f"| real images (32 px) | - | - | - | - | - | - | - | {report['real_images']['clip_score']:.1f} | 0 | - | - |",
         "",
         "Percentages of prompted objects, judged; unprompted: share of empty cells drawn in. CLIP score: 100 x "
-        "max(cos, 0) with the reference CLIP; FD: Frechet distance to the real eval images in its embedding space.",
+        "max(cos, 0) with the reference CLIP; FD: Frechet distance to the real eval images in its embedding space; "
+        "calls / image: denoiser calls (steps x guidance branches; 1 for a one-step generator); images/s: drawing "
+        "alone, on this machine.",
     ]
     chosen = {label: r["validation_object_accuracy_by_scale"] for label, r in report["models"].items()}
     if any(chosen.values()):

@@ -305,8 +305,41 @@ def denoise(transformer, x, timesteps, features, mask):
     ).sample
 
 
+def one_step_clean(transformer, noise, features, mask, start: int, abar_start: float, prediction: str):
+    """A one-step generator's image (in the denoiser's space): the network applied once, at the start step, to
+    pure noise, read as its clean-image estimate (SiD's generator; `recap.models.distillation`)."""
+    import torch
+
+    from recap.models.distillation import clean_estimate, generator_start
+
+    x = generator_start(noise, abar_start)
+    timesteps = torch.full((len(noise),), start, dtype=torch.long)
+    abar = torch.full((len(noise),), abar_start)
+    return clean_estimate(denoise(transformer, x, timesteps, features, mask), x, abar, prediction)
+
+
+def seeded_noise(count: int, channels: int, side: int, seed: int):
+    """(count, channels, side, side) normal noise, row i from seed `seed + i`."""
+    import torch
+
+    return torch.cat(
+        [torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(seed + i)) for i in range(count)]
+    )
+
+
 class TextToImage:
-    """A trained model: `generate` samples images for prompts; `save` writes the folder `load_t2i` reads."""
+    """A trained model: `generate` samples images for prompts; `save` writes the folder `load_t2i` reads. A
+    one-step generator (`recap distill-t2i`'s; `one_step` in its recap_t2i.json) draws with one network call and
+    no guidance."""
+
+    @property
+    def one_step(self) -> dict | None:
+        """{"start_timestep", "sigma"} of a one-step generator, else None."""
+        return self.info.get("one_step")
+
+    def network_calls(self, steps: int, guidance: str = "cfg") -> int:
+        """Denoiser calls per image: `steps` per guidance branch, or 1 for a one-step generator."""
+        return 1 if self.one_step else steps * (3 if guidance == "perp-neg" else 2)
 
     def __init__(self, transformer, conditioner: TextConditioner, codec: ImageCodec, scheduler_config: dict, info):
         self.transformer, self.conditioner, self.codec = transformer.eval(), conditioner, codec
@@ -331,7 +364,8 @@ class TextToImage:
         "negative" (the negative prompt there instead) or "perp-neg" (the negative's part perpendicular to the
         prompt's direction subtracted with `negative_scale`; default `scale - 1`, the weight the plain negative puts
         on the negative's direction, so the two modes compare at equal strength). `scale` None: the model's recorded
-        `guidance_scale`, else 4. `progress(n)` is called per batch."""
+        `guidance_scale`, else 4. `progress(n)` is called per batch. A one-step generator ignores `scale`, `steps`
+        and `scheduler` (one network call, no guidance) and refuses a negative prompt."""
         import torch
 
         from recap.models.guidance import cfg, negative_prompt_cfg, perp_neg_cfg
@@ -349,16 +383,18 @@ class TextToImage:
         # The plain negative, neg + s (cond - neg) = uncond + s (cond - uncond) - (s - 1) (neg - uncond), subtracts
         # the negative's direction with weight s - 1; Perp-Neg's default subtracts its perpendicular part with that.
         negative_scale = max(scale - 1.0, 0.0) if negative_scale is None else negative_scale
+        if self.one_step and guidance != "cfg":
+            raise RecapError("a one-step generator draws without guidance: it cannot take a negative prompt")
         side, channels = self.codec.sample_size, self.codec.channels
         out = []
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start : start + batch_size]
-            noise = torch.cat(
-                [
-                    torch.randn(1, channels, side, side, generator=torch.Generator().manual_seed(seed + start + i))
-                    for i in range(len(batch))
-                ]
-            )
+            noise = seeded_noise(len(batch), channels, side, seed + start)
+            if self.one_step:
+                out.append(self.codec.decode(self._one_step(batch, noise)))
+                if progress is not None:
+                    progress(len(batch))
+                continue
             negatives = negative_prompts[start : start + batch_size]
             branches = {  # what the denoiser sees, in the order the guidance takes the predictions
                 "cfg": [[""] * len(batch), batch],
@@ -387,6 +423,17 @@ class TextToImage:
             if progress is not None:
                 progress(len(batch))
         return np.concatenate(out) if out else np.zeros((0, self.codec.image_size, self.codec.image_size, 3), np.uint8)
+
+    def _one_step(self, prompts: list[str], noise):
+        import torch
+        from diffusers import DDPMScheduler
+
+        start = int(self.one_step["start_timestep"])
+        abar = float(DDPMScheduler.from_config(self.scheduler_config).alphas_cumprod[start])
+        features, mask = self.conditioner(prompts)
+        prediction = self.scheduler_config.get("prediction_type", "epsilon")
+        with torch.no_grad():
+            return one_step_clean(self.transformer, noise, features, mask, start, abar, prediction)
 
     def save(self, folder: str | Path, *, half: bool = False) -> Path:
         """Write the model folder; `half` stores the weights in float16 (half the size; loaded as float32)."""

@@ -144,7 +144,7 @@ class MixedCaptionTrainer:
         started = time.perf_counter()
         self.training_data  # noqa: B018 - read (and a world split converted) once, here, before any worker
         self.prepare()
-        workers = [self.train_worker(rank=0, world_size=1)] if config.workers == 1 else self._train_on_ray()
+        workers = [self.train_worker(rank=0, world_size=1)] if config.workers == 1 else train_on_ray(self)
         lead = workers[0]
         summary = {
             "steps": lead["steps"],
@@ -161,34 +161,6 @@ class MixedCaptionTrainer:
         }
         write_json_atomic(self.out / "training_summary.json", summary)
         return summary
-
-    def _train_on_ray(self) -> list[dict]:
-        """The same loop on `workers` Ray Train workers; each reads its own share of the shards. OUT must be on
-        a filesystem every worker sees (one machine, or shared storage)."""
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-
-        from recap.executors.ray_executor import connect
-
-        config = self.config
-        for stale in (self.out / "workers").glob("rank-*.json"):  # an earlier run's, perhaps with more workers
-            stale.unlink()
-        connect(config.ray_address, log_to_driver=self.progress)
-        resources = {"CPU": config.cpus_per_worker, **({"GPU": 1} if config.gpus else {})}
-        trainer_class = f"{type(self).__module__}:{type(self).__qualname__}"
-        trainer = TorchTrainer(
-            _ray_train_worker,
-            train_loop_config={"trainer": trainer_class, "config": asdict(config)},
-            scaling_config=ScalingConfig(
-                num_workers=config.workers, use_gpu=config.gpus, resources_per_worker=resources
-            ),
-            run_config=RunConfig(name=self.run_name, storage_path=str((self.out / "ray").resolve())),
-        )
-        try:
-            trainer.fit()
-        except Exception as error:  # noqa: BLE001 - Ray Train wraps worker errors; say which run failed
-            raise RecapError(f"Ray Train failed: {type(error).__name__}: {str(error)[:2000]}") from error
-        return [json.loads(path.read_text()) for path in sorted((self.out / "workers").glob("rank-*.json"))]
 
     def train_worker(self, *, rank: int, world_size: int, samples=None) -> dict:
         """The training loop of one worker: rank 0 of 1 in-process, or one Ray Train worker of `world_size`.
@@ -277,6 +249,36 @@ class MixedCaptionTrainer:
         (self.out / "workers").mkdir(exist_ok=True)
         write_json_atomic(self.out / "workers" / f"rank-{rank}.json", result)
         return result
+
+
+def train_on_ray(trainer) -> list[dict]:
+    """`trainer`'s loop on `config.workers` Ray Train workers (DDP); each worker builds its own trainer of the same
+    class and config and runs `train_worker(rank, world_size)`, reading its own share of the data, and writes
+    OUT/workers/rank-N.json, which this returns in rank order. OUT must be on a filesystem every worker sees (one
+    machine, or shared storage). Any trainer with `config_class`, `run_name`, `config`, `out`, `progress` and
+    `train_worker` runs here."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from recap.executors.ray_executor import connect
+
+    config, out = trainer.config, trainer.out
+    for stale in (out / "workers").glob("rank-*.json"):  # an earlier run's, perhaps with more workers
+        stale.unlink()
+    connect(config.ray_address, log_to_driver=trainer.progress)
+    resources = {"CPU": config.cpus_per_worker, **({"GPU": 1} if config.gpus else {})}
+    trainer_class = f"{type(trainer).__module__}:{type(trainer).__qualname__}"
+    ray_trainer = TorchTrainer(
+        _ray_train_worker,
+        train_loop_config={"trainer": trainer_class, "config": asdict(config)},
+        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.gpus, resources_per_worker=resources),
+        run_config=RunConfig(name=trainer.run_name, storage_path=str((out / "ray").resolve())),
+    )
+    try:
+        ray_trainer.fit()
+    except Exception as error:  # noqa: BLE001 - Ray Train wraps worker errors; say which run failed
+        raise RecapError(f"Ray Train failed: {type(error).__name__}: {str(error)[:2000]}") from error
+    return [json.loads(path.read_text()) for path in sorted((out / "workers").glob("rank-*.json"))]
 
 
 def _ray_train_worker(payload: dict) -> None:
