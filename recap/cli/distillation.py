@@ -49,6 +49,9 @@ def add_distill_t2i_parser(subparsers) -> None:
         "--prompt-dropout", type=float, default=defaults.prompt_dropout, help="fake step, with guidance"
     )
     parser.add_argument("--ema-halflife-images", type=float, default=defaults.ema_halflife_images)
+    parser.add_argument(
+        "--ema-rampup", type=float, default=defaults.ema_rampup, help="half-life at most this x the images seen"
+    )
     parser.add_argument("--generator-warmup-images", type=int, help="sida: default 0.5%% of the run's images")
     parser.add_argument("--gan-warmup-images", type=int, help="sida: default 1%% of the run's images")
     parser.add_argument("--snapshot-every", type=int, default=0, help="save the EMA generator every N iterations")

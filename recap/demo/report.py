@@ -13,7 +13,11 @@ from recap.demo.config import BUDGET_SECONDS
 from recap.report import QUALITY_ROWS
 
 THUMBNAIL = 128  # example images are enlarged (nearest neighbour) from the world's 64-128 px
-DIT_MODEL_NAMES = {"p0.0": "p = 0 (recaptions only)", "p1.0": "p = 1 (alt-text only)"}
+DIT_MODEL_NAMES = {
+    "p0.0": "p = 0 (recaptions only)",
+    "p1.0": "p = 1 (alt-text only)",
+    "p0.0-1step": "p = 0 in one step (SiD-distilled)",
+}
 STEP_NAMES = {
     "world": "world",
     "download": "download (img2dataset)",
@@ -107,7 +111,9 @@ def _dit_view(result: dict, folder: Path) -> list[dict]:
                     "label": label,
                     "name": DIT_MODEL_NAMES.get(label, label),
                     "grid": _copy(model["grid"], folder, f"images/dit-{source}-{label}.png"),
-                    "scale": model["scale"],
+                    "scale": "-" if model["scale"] is None else model["scale"],
+                    "calls": model.get("network_calls_per_image"),
+                    "milliseconds": 1000 / model["images_per_s"] if model.get("images_per_s") else None,
                     "scores": scores,
                     "clip_score": model["clip_score"],
                     "frechet_distance": model["frechet_distance"],

@@ -247,11 +247,14 @@ def clip_sweep(config: DemoConfig, results: dict) -> dict:
 
 
 def dit_models(config: DemoConfig, results: dict) -> dict[str, str]:
-    """Label -> DiT folder per p: the shipped pair, or (with --train-all) a pair trained on the demo's data."""
+    """Label -> DiT folder per p: the shipped pair and the one-step generator distilled from the p = 0 one, or
+    (with --train-all) a pair trained on the demo's data (the shipped one-step generator has another teacher)."""
     from recap.models.assets import shipped_t2i
 
-    if not config.train_all:
-        return {f"p{p}": str(shipped_t2i(p)) for p in (0.0, 1.0)}
+    if not config.train_all:  # the shipped pair, and the one-step generator distilled from the p = 0 one
+        from recap.models.assets import shipped_one_step
+
+        return {**{f"p{p}": str(shipped_t2i(p)) for p in (0.0, 1.0)}, "p0.0-1step": str(shipped_one_step())}
     from recap.evaluation.t2i_sweep import T2ISweepConfig, run_t2i_sweep
     from recap.training.t2i_training import T2ITrainingConfig
 

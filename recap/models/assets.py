@@ -38,3 +38,12 @@ def shipped_t2i(p: float = 0.0) -> Path:
     if p not in SHIPPED_T2I_BY_P:
         raise ValueError(f"a Recap-DiT is shipped for p in {sorted(SHIPPED_T2I_BY_P)}, not {p}")
     return _shipped(SHIPPED_T2I_BY_P[p], "recap_t2i.json", "`recap train-t2i` (see its RECIPE.md)")
+
+
+SHIPPED_ONE_STEP = ASSETS / "dit-tiny-1step"
+
+
+def shipped_one_step() -> Path:
+    """The shipped one-step generator, distilled from the shipped Recap-DiT (p = 0) with SiD (`recap
+    distill-t2i`): one network call per image, no guidance. FileNotFoundError with the command if it is missing."""
+    return _shipped(SHIPPED_ONE_STEP, "recap_t2i.json", "`recap distill-t2i` (see its RECIPE.md)")

@@ -40,6 +40,7 @@ from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.io_utils import write_json_atomic
 from recap.models.t2i import T2I_CONFIG
+from recap.report import display_path
 from recap.training.distillation_config import DistillationConfig, read_prompts
 
 
@@ -269,6 +270,40 @@ class DistillationTrainer:
             getattr(self, name).load_state_dict(state[name])
         return state["iteration"], state["images_seen"]
 
+    def _iteration(self, iteration: int, rank: int, fake, generator, real, train_generator: bool, adversarial: bool):
+        """One fake-score step, then (after SiDA's warm-up) one generator step; returns the losses."""
+        config = self.config
+        self.fake_optimizer.zero_grad(set_to_none=True)
+        loss, terms = self.fake_loss(iteration, rank, fake, next(real) if real is not None else None)
+        loss.backward()
+        _clean_gradients(self.fake, clip_value=1.0 if config.method == "sida" else None)
+        self.fake_optimizer.step()
+        if train_generator:
+            self.generator_optimizer.zero_grad(set_to_none=True)
+            loss, generator_terms = self.generator_loss(iteration, rank, generator, adversarial)
+            loss.backward()
+            _clean_gradients(self.generator)
+            self.generator_optimizer.step()
+            terms.update(generator_terms)
+        return terms
+
+    @property
+    def history_file(self) -> Path:
+        return self.out / "history.jsonl"
+
+    def _append_history(self, rows: list[dict]) -> None:
+        with open(self.history_file, "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+
+    def _trim_history(self, iteration: int) -> None:
+        """Drop the rows after `iteration` (the checkpoint a resume starts from) that a killed run wrote."""
+        if not self.history_file.exists():
+            return
+        rows = [json.loads(line) for line in self.history_file.read_text().splitlines() if line.strip()]
+        kept = [row for row in rows if row["iteration"] <= iteration]
+        if len(kept) != len(rows):
+            self.history_file.write_text("".join(json.dumps(row) + "\n" for row in kept))
+
     def _real_batches(self, rank: int, world_size: int):
         """SiDA's real images with their recaptions, endlessly, through the shared shard reader."""
         from recap.training.clip_data import CaptionMix
@@ -309,7 +344,7 @@ class DistillationTrainer:
         checkpoint, the snapshots and the model; every rank writes OUT/workers/rank-N.json."""
         from recap.models.distillation import ema_beta, sida_phase
 
-        torch, config = self.torch, self.config
+        config = self.config
         self.build()
         if not hasattr(self, "all_prompts"):
             self.prepare_data()
@@ -327,35 +362,23 @@ class DistillationTrainer:
         bar = progress_bar(
             total=config.iterations, initial=iteration, desc=self.run_name, unit="it", disable=not progress
         )
-        history, started = [], time.perf_counter()
+        self._trim_history(iteration)
+        pending, last, started = [], None, time.perf_counter()
         images_per_iteration = config.batch_size * world_size
         while iteration < config.iterations:
             train_generator, adversarial = sida_phase(images_seen, generator_warmup, gan_warmup)
-            self.fake_optimizer.zero_grad(set_to_none=True)
-            loss, terms = self.fake_loss(iteration, rank, fake, next(real) if real is not None else None)
-            loss.backward()
-            _clean_gradients(self.fake, clip_value=1.0 if config.method == "sida" else None)
-            self.fake_optimizer.step()
+            terms = self._iteration(iteration, rank, fake, generator, real, train_generator, adversarial)
             if train_generator:
-                self.generator_optimizer.zero_grad(set_to_none=True)
-                loss, generator_terms = self.generator_loss(iteration, rank, generator, adversarial)
-                loss.backward()
-                _clean_gradients(self.generator)
-                self.generator_optimizer.step()
-                terms.update(generator_terms)
                 beta = ema_beta(images_per_iteration, images_seen, config.ema_halflife_images, config.ema_rampup)
-                with torch.no_grad():
-                    for averaged, current in zip(
-                        self.generator_ema.parameters(), self.generator.parameters(), strict=True
-                    ):
-                        averaged.copy_(current.detach().lerp(averaged, beta))
+                _ema_update(self.generator_ema, self.generator, beta)
             iteration, images_seen = iteration + 1, images_seen + images_per_iteration
-            history.append(
-                {"iteration": iteration, "images": images_seen, **{k: round(v, 5) for k, v in terms.items()}}
-            )
+            last = {"iteration": iteration, "images": images_seen, **{k: round(v, 5) for k, v in terms.items()}}
+            pending.append(last)
             bar.set_postfix({name: f"{value:.3g}" for name, value in terms.items()})
             bar.update(1)
             if rank == 0 and (iteration % config.checkpoint_every == 0 or iteration == config.iterations):
+                self._append_history(pending)  # the losses up to the checkpoint, which a resume starts from
+                pending = []
                 self._save_checkpoint(iteration, images_seen)
             if rank == 0 and config.snapshot_every and iteration % config.snapshot_every == 0:
                 self.export(self.out / "snapshots" / f"images-{images_seen:08d}", images_seen)
@@ -363,8 +386,6 @@ class DistillationTrainer:
         seconds = time.perf_counter() - started
         if rank == 0:
             self.export(self.out / "model", images_seen)
-            with open(self.out / "history.jsonl", "a", encoding="utf-8") as handle:
-                handle.writelines(json.dumps(row) + "\n" for row in history)
         done = iteration - first_iteration
         result = {
             "rank": rank,
@@ -373,7 +394,7 @@ class DistillationTrainer:
             "images_seen": images_seen,
             "seconds": round(seconds, 1),
             "seconds_per_iteration": round(seconds / done, 3) if done else None,
-            "last": history[-1] if history else None,
+            "last": last,
         }
         (self.out / "workers").mkdir(exist_ok=True)
         write_json_atomic(self.out / "workers" / f"rank-{rank}.json", result)
@@ -388,7 +409,12 @@ class DistillationTrainer:
             **teacher_info,
             "weights": "ema",
             "one_step": {"start_timestep": self.start, "sigma": round(self.start_sigma, 4)},
-            "distillation": {**asdict(self.config), "images_seen": images_seen, "kappas": list(self.config.kappas)},
+            "distillation": {
+                **asdict(self.config),
+                "teacher": display_path(self.config.teacher),  # recap/assets/dit-tiny, not this machine's path
+                "images_seen": images_seen,
+                "kappas": list(self.config.kappas),
+            },
             "teacher_training": teacher_info.get("training"),
         }
         info.pop("training", None)
@@ -421,6 +447,15 @@ class DistillationTrainer:
             summary.update(start_timestep=one_step["start_timestep"], start_sigma=one_step["sigma"])
         write_json_atomic(self.out / "distillation_summary.json", summary)
         return summary
+
+
+def _ema_update(averaged, current, beta: float) -> None:
+    """averaged <- beta averaged + (1 - beta) current, parameter by parameter."""
+    import torch
+
+    with torch.no_grad():
+        for average, parameter in zip(averaged.parameters(), current.parameters(), strict=True):
+            average.copy_(parameter.detach().lerp(average, beta))
 
 
 def _clean_gradients(network, clip_value: float | None = None) -> None:

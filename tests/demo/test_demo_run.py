@@ -97,7 +97,9 @@ def test_the_report_shows_this_runs_numbers(quick_demo):
     assert "recap world --out" in page and "recap eval-t2i" in page  # the commands behind the numbers
     # self-contained: every image the pages use is a file beside them, no address outside the folder
     sources = re.findall(r'src="([^"]+)"', page)
-    grids = 2 * len(results["dit"]["reports"])  # one per p and prompt source
+    models = len(results["dit"]["models"])  # p = 0, p = 1 and the one-step generator
+    grids = models * len(results["dit"]["reports"])  # one per model and prompt source
+    assert models == 3 and "p = 0 in one step" in page
     assert len(sources) == 12 + 4 + grids and all((out / "report" / src).is_file() for src in sources)
     assert "http://" not in page and "https://" not in page
     # the shipped models are named as the project's files, not as paths of the machine that ran the demo
