@@ -70,10 +70,17 @@ def add_eval_retrieval_parser(subparsers) -> None:
     parser.add_argument("--limit", type=int, help="evaluate at most this many --shards samples")
     parser.add_argument("--images", help="image root for --karpathy (COCO: the folder holding val2014/)")
     parser.add_argument("--split", default="test", help="Karpathy split to evaluate")
+    parser.add_argument(
+        "--concepts",
+        metavar="WORLD",
+        help="with --world: the world the CLIP trained on; adds zero-shot shape and colour per head / middle / tail "
+        "third of its web split's concept (colour and shape) frequency, over the images of a single concept",
+    )
     parser.add_argument("--out", help="folder for retrieval.json and retrieval.md")
 
 
 def _run_eval_retrieval(args: argparse.Namespace) -> int:
+    from recap.evaluation.concept_eval import concept_thirds
     from recap.evaluation.retrieval import evaluate, karpathy_set, markdown_report, shards_set, world_sets
     from recap.io_utils import write_json_atomic
     from recap.models.clip import load_clip
@@ -85,8 +92,10 @@ def _run_eval_retrieval(args: argparse.Namespace) -> int:
         raise RecapError(f"cannot load CLIP model {args.model}: {error}") from None
     side = model.visual.image_size
     side = side[0] if isinstance(side, tuple) else side
+    if args.concepts and not args.world:
+        raise RecapError("--concepts needs --world, the eval split whose images are classified")
     if args.world:
-        retrieval, tasks = world_sets(args.world, side)
+        retrieval, tasks = world_sets(args.world, side, concept_thirds(args.concepts) if args.concepts else None)
     elif args.shards:
         if not args.captions:
             raise RecapError("--shards needs --captions, the caption table joined to them on uid")
@@ -189,6 +198,15 @@ def add_t2i_eval_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--negative-limit", type=int, default=defaults.negative_limit, help="prompts per check")
     parser.add_argument("--negative-colour", default=defaults.negative_colour)
     parser.add_argument("--negative-scale", type=float, help=NEGATIVE_SCALE_HELP)
+    parser.add_argument(
+        "--concepts",
+        metavar="WORLD",
+        help="the world the models trained on: add judged accuracy, FD and diversity per concept (colour and shape) "
+        "and per head / middle / tail third of its web split's concept frequency (for long-tailed worlds)",
+    )
+    parser.add_argument(
+        "--diversity-seeds", type=int, default=defaults.diversity_seeds, help="draws per concept, with --concepts"
+    )
 
 
 def add_eval_t2i_parser(subparsers) -> None:

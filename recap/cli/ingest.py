@@ -53,6 +53,14 @@ def add_world_parser(subparsers) -> None:
         help=f"weights of alt-text kinds {', '.join(ALT_TEXT_KINDS)}, e.g. 'descriptive=0.5,generic=0.5' "
         f"(default: {','.join(f'{k}={v}' for k, v in DEFAULT_ALT_TEXT_MIX.items())})",
     )
+    parser.add_argument(
+        "--long-tail",
+        type=float,
+        metavar="RATIO",
+        help="draw each object's concept (colour and shape) of the web and sft splits from an exponential profile "
+        "whose rarest concept is RATIO times as frequent as the commonest (0.01: 100x rarer; CIFAR-100-LT's); the "
+        "eval split stays balanced. Default: every shape and colour equally likely",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing world at --out")
 
 
@@ -62,6 +70,7 @@ def _run_world(args: argparse.Namespace) -> int:
 
     options = dict(seed=args.seed, size=args.size, sft_size=args.sft_size, eval_size=args.eval_size)
     options.update(difficulty=args.difficulty, image_size=args.image_size, png_fraction=args.png_fraction)
+    options.update(long_tail=args.long_tail)
     if args.alt_text_mix:
         options["alt_text_mix"] = args.alt_text_mix
     config = build_config(WorldConfig, **options)
@@ -69,6 +78,12 @@ def _run_world(args: argparse.Namespace) -> int:
     echo(f"world written to {args.out}")
     for split, info in manifest["splits"].items():
         echo(f"  {split}: {info['size']} images ({info['image_formats']}), alt-text kinds {info['alt_kinds']}")
+    if manifest["long_tail"]:
+        counts = list(manifest["splits"]["web"]["concepts"].items())
+        echo(
+            f"  long tail {args.long_tail:g} over {len(manifest['long_tail']['ranking'])} concepts: web objects per "
+            f"concept from {counts[0][1]} ({counts[0][0]}) down to {counts[-1][1]} ({counts[-1][0]})"
+        )
     echo("\nalt-text quality against the ground truth (web split):")
     echo(quality_table({"alt-text": manifest["splits"]["web"]["alt_text_quality"]}))
     return 0

@@ -112,7 +112,30 @@ def add_curate_parser(subparsers) -> None:
     parser.add_argument("--placeholder-urls", type=int, help="a sha256 shared by this many URLs is a placeholder")
     parser.add_argument("--dedup-captions", action="store_true", default=None, help="drop repeated alt-texts")
     parser.add_argument("--rows-per-file", type=int, help="rows per release file (default 100000)")
-    parser.add_argument("--world", help="a world folder: add caption quality against its ground truth to the card")
+    parser.add_argument(
+        "--world",
+        help="a world folder: add caption quality against its ground truth to the card, and count its vocabulary "
+        "(shapes, colours, brands, 'red heart' concepts) as the metadata entries when --metadata is not given",
+    )
+    parser.add_argument(
+        "--metadata",
+        help="metadata entries to count in the kept captions, as MetaCLIP matches them: a JSON list of strings (e.g. "
+        "MetaCLIP's metadata.json) or a text file with one entry per line; the data card shows their distribution",
+    )
+    parser.add_argument(
+        "--balance",
+        type=float,
+        metavar="T",
+        help="MetaCLIP balancing, after every other filter: an entry matched n > T times keeps each of its rows with "
+        "probability T/n; a row stays if any of its entries keeps it (MetaCLIP used T = 20,000 for 400M pairs)",
+    )
+    parser.add_argument(
+        "--balance-column",
+        choices=("re_caption", "org_caption"),
+        help="the caption the entries are matched in (default re_caption, the one a Recap release trains on; "
+        "MetaCLIP matched the alt-text)",
+    )
+    parser.add_argument("--balance-seed", type=int, help="seed of the balancing draws (default 0)")
 
 
 def _run_curate(args: argparse.Namespace) -> int:
@@ -121,6 +144,7 @@ def _run_curate(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in (
         "scored", "out", "score_column", "min_score", "top_fraction", "min_alt_text_words", "min_recaption_words",
         "min_side", "max_aspect", "dedup", "placeholder_urls", "dedup_captions", "rows_per_file", "world",
+        "metadata", "balance", "balance_column", "balance_seed",
     )}  # fmt: skip
     try:
         config = CurateConfig.with_preset(args.preset, **options)
@@ -132,6 +156,14 @@ def _run_curate(args: argparse.Namespace) -> int:
         if step["dropped"]:
             echo(f"{step['reason']:>20} {-step['dropped']:>10} -> {step['remaining']}")
     echo(f"{'kept':>20} {card['rows_kept']:>10}")
+    if card["concepts"]:
+        concepts = card["concepts"]
+        for name, counts in (("before balancing", concepts["pool"]), ("after balancing", concepts["balanced"])):
+            if counts:
+                echo(
+                    f"concepts {name}: {counts['matches']} matches of {counts['entries_matched']} entries, head share "
+                    f"{counts['head_share']}, commonest / rarest {counts['max_over_min']}"
+                )
     files = len(card["release"]["files"])
     echo(f"release: {config.out}/release ({files} file(s)); data card: {config.out}/data_card.md")
     return 0

@@ -149,6 +149,15 @@ def add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     parser.add_argument("--prediction", default=defaults.prediction, choices=PREDICTIONS, help="what the DiT outputs")
     parser.add_argument(
+        "--cbdm-tau",
+        type=float,
+        default=defaults.cbdm_tau,
+        metavar="TAU",
+        help="CBDM's class-balancing regulariser for long-tailed data: (t/T) TAU [|e(x_t,c) - sg e(x_t,c')|^2 + "
+        "1/4 |sg e(x_t,c) - e(x_t,c')|^2], c' another caption of the batch; 0 turns it off, the authors use 1.0 "
+        "(costs a second denoiser pass per step)",
+    )
+    parser.add_argument(
         "--text-chunking",
         default=defaults.text_chunking,
         choices=CHUNKINGS,

@@ -14,6 +14,12 @@ files (out of core, so a 1.3 B-row pool works as a 1,000-row one):
                                 earlier row (optional)
     no_clip_score, low_clip_score     below `min_score`, or outside the top `top_fraction` of all scored rows
                                 (the pool's percentile, as DataComp's baselines compute it)
+    balance                     MetaCLIP's balancing of the rows every other filter kept (`balance.py`): an
+                                entry of the metadata matched n > `balance` times keeps each of its rows with
+                                probability `balance` / n; a row stays if any of its entries keeps it
+
+With metadata (`metadata`, or the vocabulary of `world`), the data card counts the entries the kept captions
+(`balance_column`) mention, before and after balancing: head share, the tail, a rank-frequency plot.
 
 The release keeps the scored table's columns (Recap-DataComp-1B's 11 first, then ours, `input_warning` among
 them) in a stable order (source shard, key), split into `part-NNNNN.parquet` files of `rows_per_file` rows.
@@ -50,6 +56,7 @@ REASONS = (
     "duplicate_caption",
     "no_clip_score",
     "low_clip_score",
+    "balance",
 )
 CLIP_SCORE_COLUMNS = ("org_clip_score", "re_clip_score")
 # Named filter sets; options given explicitly override a preset's.
@@ -90,6 +97,13 @@ class CurateConfig:
     dedup_captions: bool = False
     rows_per_file: int = 100_000
     world: str | None = None  # a world folder: the data card adds caption quality against its ground truth
+    # MetaCLIP balancing: the threshold t (None: off), the entries (a JSON list or one per line; None: the world's
+    # vocabulary), the caption they are matched in (the recaption, which the release trains on; MetaCLIP matched
+    # the alt-text, `org_caption`), and the seed of the keep draws.
+    balance: float | None = None
+    metadata: str | None = None
+    balance_column: str = "re_caption"
+    balance_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -104,6 +118,12 @@ class CurateConfig:
             raise ValueError(f"rows_per_file must be >= 1, got {self.rows_per_file}")
         if self.max_aspect is not None and self.max_aspect < 1.0:
             raise ValueError(f"max_aspect is long side / short side, so >= 1; got {self.max_aspect}")
+        if self.balance is not None and self.balance <= 0:
+            raise ValueError(f"balance is how many rows an entry keeps in expectation, so > 0; got {self.balance}")
+        if self.balance is not None and self.metadata is None and self.world is None:
+            raise ValueError("balance needs the entries to count: give metadata (a file) or world (its vocabulary)")
+        if self.balance_column not in ("re_caption", "org_caption"):
+            raise ValueError(f"balance_column must be re_caption or org_caption, got {self.balance_column!r}")
 
     @classmethod
     def with_preset(cls, preset: str | None, **options) -> CurateConfig:
@@ -115,7 +135,7 @@ class CurateConfig:
     @property
     def filters(self) -> dict:
         """The settings that decide which rows are kept (what the data card records)."""
-        skip = {"scored", "out", "rows_per_file", "world"}
+        skip = {"scored", "out", "rows_per_file", "world"} | ({"balance_seed"} if self.balance is None else set())
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
 
@@ -223,6 +243,7 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
     pool = pool.project(", ".join(["*"] + [f'NULL AS "{name}"' for name in absent])) if absent else pool
     pool.create_view("pool")
     con.execute(f"CREATE TEMP TABLE curated AS {_reason_query(config)}")
+    concepts = _concepts(con, config, progress)
     rows_in = con.execute("SELECT count(*) FROM curated").fetchone()[0]
     counts = dict(con.execute("SELECT reason, count(*) FROM curated GROUP BY reason").fetchall())
     kept = counts.pop(None, 0)
@@ -294,11 +315,88 @@ def curate(config: CurateConfig, *, progress: bool = True) -> dict:
         },
         "models": _models(con, config.scored),
     }
+    card["concepts"] = concepts
     card["world_quality"] = _world_quality(con, config.world) if config.world else None
     card["seconds"] = round(time.perf_counter() - started, 2)
     write_data_card(card, staging)
     con.close()
     replace_folder(staging, final, keep=LOG_FILES)
+    return card
+
+
+def _concepts(con, config: CurateConfig, progress: bool) -> dict | None:
+    """Count the metadata entries the rows every filter kept mention and, with `balance`, drop rows by MetaCLIP's
+    rule (reason "balance"); None without metadata. Two streaming passes: count, then decide."""
+    import numpy as np
+
+    from recap.curation.balance import (
+        EntryMatcher,
+        distribution,
+        keep_probabilities,
+        keeps,
+        read_metadata,
+        world_metadata,
+    )
+
+    if config.metadata is None and config.world is None:
+        return None
+    entries = read_metadata(config.metadata) if config.metadata else world_metadata(config.world)
+    matcher, column = EntryMatcher(entries), config.balance_column
+    rows = con.execute("SELECT count(*) FROM curated WHERE reason IS NULL").fetchall()[0][0]
+
+    def stream(desc: str):
+        query = con.sql(
+            f"SELECT coalesce(uid, source_shard || '/' || key) AS id, source_shard, key, {column} AS text "
+            "FROM curated WHERE reason IS NULL"
+        )
+        bar = progress_bar(total=rows, desc=desc, unit="row", disable=not progress)
+        with query.to_arrow_reader(batch_size=65_536) as batches:
+            for batch in batches:
+                columns = [batch.column(name).to_pylist() for name in ("id", "source_shard", "key", "text")]
+                yield from zip(*columns, strict=True)
+                bar.update(batch.num_rows)
+        bar.close()
+
+    pool = np.zeros(len(entries), dtype=np.int64)
+    for _, _, _, text in stream("concepts"):
+        for entry in matcher(text):
+            pool[entry] += 1
+    tail_below = max(1, int(pool.max(initial=0)) // 20)
+    card = {
+        "column": column,
+        "metadata": display_path(config.metadata) if config.metadata else f"the vocabulary of {config.world}",
+        "entries": len(entries),
+        "rows": rows,
+        "pool": distribution(entries, pool, tail_below=tail_below),
+        "balanced": None,
+    }
+    if config.balance is None:
+        return card
+    probabilities = keep_probabilities(pool, config.balance)
+    kept = np.zeros(len(entries), dtype=np.int64)
+    dropped: dict[str, list] = {"source_shard": [], "key": []}
+    for row_id, shard, key, text in stream("balance"):
+        matched = matcher(text)
+        if keeps(row_id, matched, probabilities, config.balance_seed):
+            kept[matched] += 1
+        else:
+            dropped["source_shard"].append(shard)
+            dropped["key"].append(key)
+    con.register(
+        "balance_dropped", pa.table(dropped, schema=pa.schema([("source_shard", pa.string()), ("key", pa.string())]))
+    )
+    con.execute(
+        "UPDATE curated SET reason = 'balance' FROM balance_dropped AS d "
+        "WHERE curated.source_shard = d.source_shard AND curated.key = d.key AND curated.reason IS NULL"
+    )
+    con.unregister("balance_dropped")
+    card["balanced"] = {
+        "threshold": config.balance,
+        "seed": config.balance_seed,
+        "rows_dropped": len(dropped["key"]),
+        "entries_capped": int((pool > config.balance).sum()),
+        **distribution(entries, kept, tail_below=tail_below),
+    }
     return card
 
 

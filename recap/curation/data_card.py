@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 
 CARD_JSON, CARD_MARKDOWN = "data_card.json", "data_card.md"
-FIGURES = {"clip_scores": "clip_scores.png", "caption_lengths": "caption_lengths.png"}
+FIGURES = {
+    "clip_scores": "clip_scores.png",
+    "caption_lengths": "caption_lengths.png",
+    "rank_frequency": "concept_rank_frequency.png",
+}
 
 
 def _bars(axis, bins: list[list[float]], width: float, label: str) -> None:
@@ -40,7 +44,31 @@ def plot_histograms(card: dict, folder: Path) -> dict[str, str]:
         figure.savefig(folder / FIGURES[name])
         plt.close(figure)
         figures[name] = FIGURES[name]
+    if card.get("concepts"):
+        figures["rank_frequency"] = plot_rank_frequency(card["concepts"], folder, plt)
     return figures
+
+
+def plot_rank_frequency(concepts: dict, folder: Path, plt) -> str:
+    """Matches per metadata entry against its rank, log-log: before balancing and, if balanced, after."""
+    figure, axis = plt.subplots(figsize=(6, 3.2), dpi=100)
+    curves = {"rows every filter kept": concepts["pool"]}
+    if concepts.get("balanced"):
+        curves["after MetaCLIP balancing (t = {:g})".format(concepts["balanced"]["threshold"])] = concepts["balanced"]
+    for label, counts in curves.items():
+        values = sorted(counts["counts"].values(), reverse=True)
+        if values:
+            axis.plot(range(1, len(values) + 1), values, marker=".", label=label)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_title(f"Metadata entries in `{concepts['column']}`, by rank")
+    axis.set_xlabel("entry rank")
+    axis.set_ylabel("captions matching")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(folder / FIGURES["rank_frequency"])
+    plt.close(figure)
+    return FIGURES["rank_frequency"]
 
 
 def write_data_card(card: dict, folder: Path) -> None:

@@ -67,10 +67,14 @@ def karpathy_set(annotations: str | Path, image_root: str | Path, size: int, spl
     return RetrievalSet(name=f"{path.stem}:{split}", images=np.stack(images), texts=texts, text_to_image=index)
 
 
-def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[ClassificationSet]]:
+def world_sets(
+    split_folder: str | Path, size: int, thirds: dict[str, str] | None = None
+) -> tuple[RetrievalSet, list[ClassificationSet]]:
     """The world's retrieval set (each image's detailed and short ground-truth captions) and its zero-shot tasks:
     brand (the mark's brand, which only alt-text names), shape and colour (the values this world's difficulty
-    draws), each over the images whose objects all agree on it."""
+    draws), each over the images whose objects all agree on it. With `thirds` (concept -> head / middle / tail of
+    a training world's frequency, `recap.world.concepts.frequency_thirds`), also shape and colour over the images
+    whose objects are all of one concept, per third: "shape@tail" and so on."""
     from recap.world.generate import load_manifest
     from recap.world.scene import Scene
     from recap.world.vocabulary import BRAND_PATTERNS
@@ -100,7 +104,36 @@ def world_sets(split_folder: str | Path, size: int) -> tuple[RetrievalSet, list[
                 chosen.append(number)
                 labels.append(classes.index(values.pop()))
         tasks.append(ClassificationSet(name=task, images=images[chosen], labels=labels, classes=classes))
+    if thirds:
+        tasks += _concept_third_tasks(pairs.scenes, images, difficulty, thirds)
     return retrieval, tasks
+
+
+def _concept_third_tasks(scenes: list[str], images: np.ndarray, difficulty: dict, thirds: dict[str, str]):
+    """Zero-shot shape and colour per third, over the images whose objects all share one concept."""
+    from recap.world.concepts import THIRDS, concept_name
+    from recap.world.scene import Scene
+
+    by_third: dict[str, list[tuple[int, str, str]]] = {third: [] for third in THIRDS}
+    for number, scene in enumerate(scenes):
+        concepts = {(obj.shape, obj.colour) for obj in Scene.from_json(scene).objects}
+        if len(concepts) == 1:
+            shape, colour = concepts.pop()
+            by_third[thirds[concept_name(shape, colour)]].append((number, shape, colour))
+    tasks = []
+    for third, rows in by_third.items():
+        if not rows:  # no image of a single concept of this third: no task
+            continue
+        chosen = [number for number, _, _ in rows]
+        for task, classes, position in (
+            ("shape", list(difficulty["shapes"]), 1),
+            ("colour", list(difficulty["colours"]), 2),
+        ):
+            labels = [classes.index(row[position]) for row in rows]
+            tasks.append(
+                ClassificationSet(name=f"{task}@{third}", images=images[chosen], labels=labels, classes=classes)
+            )
+    return tasks
 
 
 def shards_set(

@@ -12,6 +12,9 @@ prompts with recaptions) each model draws one image with the same seed, and thre
 - **Frechet distance** to the eval split's real images in the reference CLIP's image-embedding space (the
   closed form, `frechet.py`; the real images pass the same 32 px bottleneck, so only content counts).
 
+With `concepts` (the training world), the same measures per concept and per head / middle / tail third of the
+concepts' training frequency, and each concept's diversity across seeds (`concept_eval.py`).
+
 And two negative-prompt checks, each under plain negative-prompt guidance and Perp-Neg:
 (a) a negative naming a colour the prompt does not ask for (default "green", on prompts without green): the
 share of images with an object of that colour should fall; (b) a negative that is the prompt's own first
@@ -59,6 +62,9 @@ class T2IEvalConfig:
     negative_colour: str = "green"
     negative_scale: float | None = None  # Perp-Neg's; None: `scale - 1`, the plain negative's weight
     grid_images: int = 24
+    # The world the models trained on: per-concept scores, by third of its web split's concept frequency.
+    concepts: str | None = None
+    diversity_seeds: int = 8  # images per concept's single-object prompt, for diversity
     batch_size: int = 64
     threads: int = 0
     models_labels: list[str] = field(default_factory=list, init=False)
@@ -66,6 +72,8 @@ class T2IEvalConfig:
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("give at least one model folder")
+        if self.concepts is not None and self.diversity_seeds < 2:
+            raise ValueError(f"diversity_seeds must be >= 2 (pairs of images), got {self.diversity_seeds}")
         for name in ("limit", "steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -181,6 +189,22 @@ class T2IEvaluator:
             raise RecapError(f"--prompt-column {config.prompt_column!r} needs --prompt-table")
         self.real_features = self.clip_features(self.real_images)
         self.real_clip_score = float(np.mean(self.clip_scores(self.real_images, self.prompts)))
+        if config.concepts:
+            self._load_concepts(config.concepts)
+
+    def _load_concepts(self, world: str) -> None:
+        """The training world's concept counts, their thirds, and one single-object prompt per concept."""
+        from recap.evaluation.concept_eval import concept_thirds, diversity_prompt, training_counts
+        from recap.world.concepts import concept_name, world_concepts
+        from recap.world.generate import load_manifest
+        from recap.world.vocabulary import get_difficulty
+
+        self.concept_counts = training_counts(world)
+        self.thirds = concept_thirds(world)
+        self.diversity_prompts = {
+            concept_name(shape, colour): diversity_prompt(shape, colour, self.positions[0])
+            for shape, colour in world_concepts(get_difficulty(load_manifest(world)["difficulty"]["name"]))
+        }
 
     def _clip_input(self, images: np.ndarray) -> np.ndarray:
         from PIL import Image
@@ -254,11 +278,12 @@ class T2IEvaluator:
         images = self._generate(model, self.prompts, f"{label}: drawing", scale)
         seconds = time.perf_counter() - started
         judged = judge_images(self.judge, images)
+        features = self.clip_features(images)
         result = {
             "model": str(folder),
             "prompt_attribute": prompt_attribute_scores(self.scenes, judged, self.positions),
             "clip_score": float(np.mean(self.clip_scores(images, self.prompts))),
-            "frechet_distance": frechet_distance_of(self.clip_features(images), self.real_features),
+            "frechet_distance": frechet_distance_of(features, self.real_features),
             "scale": scale,
             "validation_object_accuracy_by_scale": {str(scale): value for scale, value in tried.items()},
             "text_cut": model.conditioner.cut,
@@ -271,9 +296,35 @@ class T2IEvaluator:
         count = min(config.grid_images, len(images))
         result["grid"] = str(save_grid(out / "grids" / f"{label}.png", images[:count], self.prompts[:count]))
         np.save(out / f"{label}-images.npy", images)
+        if config.concepts:
+            result["concepts"] = self.concept_checks(label, model, scale, judged, features)
         if config.negatives and not model.one_step:  # a negative prompt needs guidance
             result["negatives"] = self.negative_checks(label, model, scale)
         return result
+
+    def concept_checks(self, label: str, model, scale: float | None, judged, features: np.ndarray) -> dict:
+        """Per-concept and per-third accuracy, FD and diversity (`concept_eval.py`)."""
+        from recap.evaluation.concept_eval import concept_scores, mean_pairwise_cosine_distance
+
+        seeds = self.config.diversity_seeds
+        names = list(self.diversity_prompts)
+        prompts = [self.diversity_prompts[name] for name in names for _ in range(seeds)]
+        drawn = self.clip_features(self._generate(model, prompts, f"{label}: diversity", scale))
+        diversity = {
+            name: round(mean_pairwise_cosine_distance(drawn[i * seeds : (i + 1) * seeds]), 4)
+            for i, name in enumerate(names)
+        }
+        scores = concept_scores(
+            scenes=self.scenes,
+            judged=judged,
+            positions=self.positions,
+            features=features,
+            real_features=self.real_features,
+            counts=self.concept_counts,
+            thirds=self.thirds,
+            diversity=diversity,
+        )
+        return {"world": str(self.config.concepts), "diversity_seeds": seeds, **scores}
 
     def _judge_each_mode(self, model, prompts: list[str], negatives, desc: str, scale: float) -> dict:
         """mode -> judged cells of `prompts` drawn with no negative, the plain negative and Perp-Neg."""
@@ -387,6 +438,7 @@ def markdown_report(report: dict) -> str:
             )
             + ".",
         ]
+    lines += concept_lines(report)
     negatives = {label: result["negatives"] for label, result in report["models"].items() if "negatives" in result}
     if negatives:
         lines += [
@@ -420,3 +472,36 @@ def markdown_report(report: dict) -> str:
     for label, result in report["models"].items():
         lines += ["", f"![{label}]({Path(result['grid']).relative_to(Path(report['config']['out']))})"]
     return "\n".join(lines) + "\n"
+
+
+def concept_lines(report: dict) -> list[str]:
+    """The per-third table of the models evaluated with `concepts` (none: no lines)."""
+    models = {label: result["concepts"] for label, result in report["models"].items() if "concepts" in result}
+    if not models:
+        return []
+    lines = [
+        "",
+        "## By concept frequency in training",
+        "",
+        "| model | third | concepts | training objects | eval objects | object accuracy | FD | diversity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, concepts in models.items():
+        for third, value in concepts["thirds"].items():
+            accuracy = "-" if value["object_accuracy"] is None else f"{value['object_accuracy'] * 100:.1f}"
+            fd = "-" if value["frechet_distance"] is None else f"{value['frechet_distance']:.2f}"
+            diversity = "-" if value["diversity"] is None else f"{value['diversity']:.4f}"
+            lines.append(
+                f"| {label} | {third} | {value['concepts']} | {value['train_objects']} | {value['objects']} | "
+                f"{accuracy} | {fd} | {diversity} |"
+            )
+    first = next(iter(models.values()))
+    lines += [
+        "",
+        f"Thirds of the concepts (colour and shape) by their count in {first['world']}'s web split. Object "
+        "accuracy: judged, of the eval prompts' objects of those concepts; FD: the images drawn for the prompts "
+        "that mention one of them against the real images of the same prompts; diversity: mean pairwise cosine "
+        f"distance of the reference CLIP's embeddings of {first['diversity_seeds']} draws of one single-object "
+        "prompt per concept (eval.json has every concept).",
+    ]
+    return lines

@@ -5,8 +5,9 @@
 The data path and the caption mixing are train-clip's (`trainer.py`: the job's reader and decode stage, the
 paper's `p_original`, resume, Ray Train workers); what is the DiT's: diffusers' PixArt DiT on a frozen open_clip
 text tower (`recap.models.t2i`), the DDPM loss on velocity (or noise) targets, caption dropout (the empty
-caption, so that the model learns the unconditional prediction classifier-free guidance needs), and EMA
-weights (diffusers' `EMAModel` with its warm-up, which suits short runs), exported as the model's weights.
+caption, so that the model learns the unconditional prediction classifier-free guidance needs), EMA weights
+(diffusers' `EMAModel` with its warm-up, which suits short runs), exported as the model's weights, and, with
+`cbdm_tau`, CBDM's class-balancing regulariser (`recap.models.cbdm`) for long-tailed data.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class T2ITrainingConfig(MixedCaptionConfig):
     learning_rate: float = 1e-3
     warmup_steps: int = 50
     max_grad_norm: float | None = 1.0
+    cbdm_tau: float = 0.0  # CBDM's regulariser weight (0: off; the authors use 1.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,6 +53,8 @@ class T2ITrainingConfig(MixedCaptionConfig):
             raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if self.cbdm_tau < 0:
+            raise ValueError(f"cbdm_tau must be >= 0, got {self.cbdm_tau}")
 
 
 class T2ITrainer(MixedCaptionTrainer):
@@ -94,23 +98,47 @@ class T2ITrainer(MixedCaptionTrainer):
         config = self.config
         return self.torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
-    def loss(self, model, images: np.ndarray, texts: list[str], step: int, rank: int):
-        from recap.models.t2i import denoise, training_target
+    def noised_batch(self, images: np.ndarray, texts: list[str], step: int, rank: int):
+        """The step's draws: captions after dropout, x_t, t, the target, and the generator (for later draws).
+        Noise, timesteps and dropout come from (seed, rank, step): a resumed run draws what an unbroken one would."""
+        from recap.models.t2i import training_target
 
         torch, config = self.torch, self.config
-        # Noise, timesteps and dropout from (seed, rank, step): a resumed run draws what an unbroken one would.
         generator = torch.Generator().manual_seed(
             int(np.random.SeedSequence([config.seed, rank, step]).generate_state(1)[0])
         )
         dropped = torch.rand(len(texts), generator=generator) < config.caption_dropout
         texts = ["" if drop else text for text, drop in zip(texts, dropped.tolist(), strict=True)]
-        features, mask = self.conditioner(texts)
         clean = self.codec.encode(images, generator)
         noise = torch.randn(clean.shape, generator=generator)
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(texts),), generator=generator)
         noisy = self.scheduler.add_noise(clean, noise, timesteps)
-        target = training_target(self.scheduler, clean, noise, timesteps)
-        return torch.nn.functional.mse_loss(denoise(model, noisy, timesteps, features, mask), target)
+        return texts, noisy, timesteps, training_target(self.scheduler, clean, noise, timesteps), generator
+
+    def loss(self, model, images: np.ndarray, texts: list[str], step: int, rank: int):
+        from recap.models.t2i import denoise
+
+        texts, noisy, timesteps, target, generator = self.noised_batch(images, texts, step, rank)
+        if not self.config.cbdm_tau:
+            features, mask = self.conditioner(texts)
+            return self.torch.nn.functional.mse_loss(denoise(model, noisy, timesteps, features, mask), target)
+        return self._cbdm_loss(model, texts, noisy, timesteps, target, generator)
+
+    def _cbdm_loss(self, model, texts: list[str], noisy, timesteps, target, generator):
+        """The DDPM loss plus CBDM's regulariser: one denoiser call on the batch twice, under each sample's own
+        caption and under another caption of the batch (drawn after every draw of the plain loss)."""
+        from recap.models.cbdm import cbdm_regulariser, other_captions
+        from recap.models.t2i import denoise
+
+        torch = self.torch
+        others = [texts[index] for index in other_captions(len(texts), generator).tolist()]
+        valid = torch.tensor([bool(own) and bool(other) for own, other in zip(texts, others, strict=True)])
+        features, mask = self.conditioner(texts + others)
+        both = denoise(model, torch.cat([noisy, noisy]), torch.cat([timesteps, timesteps]), features, mask)
+        prediction, other_prediction = both.chunk(2)
+        steps = self.scheduler.config.num_train_timesteps
+        regulariser = cbdm_regulariser(prediction, other_prediction, timesteps, steps, self.config.cbdm_tau, valid)
+        return torch.nn.functional.mse_loss(prediction, target) + regulariser
 
     def after_step(self, model) -> None:
         self.ema.step(model.parameters())

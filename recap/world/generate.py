@@ -9,11 +9,14 @@ Layout of a world folder:
     {split}/images/{uid}.{jpg,png}     the image files the web serves
 
 Splits: `web` (to recaption; some URLs dead or corrupt when served), `sft` (for training the captioner) and
-`eval` (held out). Everything is a pure function of the seed: the same seed gives the same files.
+`eval` (held out). Everything is a pure function of the seed: the same seed gives the same files. With
+`long_tail`, the web and sft splits draw each object's concept from a long-tailed profile (`concepts.py`); the
+eval split stays balanced, and world.json's `long_tail` records the profile and each split's concept counts.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -35,6 +38,7 @@ from recap.world.captions import (
     short_caption,
     validate_alt_text_mix,
 )
+from recap.world.concepts import ConceptSampler, concept_counts, long_tail_profile
 from recap.world.quality import CaptionScore, score_caption
 from recap.world.render import encode_image, render_scene
 from recap.world.scene import Scene, sample_scene
@@ -125,6 +129,9 @@ class WorldConfig:
     samples_per_metadata_file: int = 10_000
     alt_text_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ALT_TEXT_MIX))
     serve_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SERVE_MIX))
+    # Tail / head concept frequency of the web and sft splits (CIFAR-LT's exp profile; 0.01: the rarest concept is
+    # 100x rarer than the commonest). None: every shape and colour equally likely (the default world).
+    long_tail: float | None = None
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -141,6 +148,8 @@ class WorldConfig:
         if self.samples_per_metadata_file < 1:
             raise ValueError(f"samples_per_metadata_file must be >= 1, got {self.samples_per_metadata_file}")
         get_difficulty(self.difficulty)
+        if self.long_tail is not None and not 0.0 < self.long_tail <= 1.0:
+            raise ValueError(f"long_tail must be in (0, 1] (tail / head frequency, e.g. 0.01), got {self.long_tail}")
         self.alt_text_mix = validate_alt_text_mix(self.alt_text_mix)
         unknown = sorted(set(self.serve_mix) - set(SERVE_KINDS))
         if unknown or sum(self.serve_mix.values()) <= 0 or min(self.serve_mix.values()) < 0:
@@ -150,6 +159,18 @@ class WorldConfig:
 
     def split_size(self, split: str) -> int:
         return {"web": self.size, "sft": self.sft_size, "eval": self.eval_size}[split]
+
+    def long_tail_profile(self) -> dict | None:
+        """The concept ranking and probabilities of a long-tailed world (None for a balanced one)."""
+        if self.long_tail is None:
+            return None
+        return long_tail_profile(self.seed, get_difficulty(self.difficulty), self.long_tail)
+
+
+@functools.lru_cache(maxsize=8)
+def _concept_sampler(seed: int, difficulty: str, ratio: float) -> ConceptSampler:
+    level = get_difficulty(difficulty)
+    return ConceptSampler(long_tail_profile(seed, level, ratio), level)
 
 
 @dataclass(frozen=True)
@@ -177,7 +198,9 @@ def make_sample(config: WorldConfig, split: str, index: int) -> WorldSample:
     difficulty = get_difficulty(config.difficulty)
     rng = np.random.default_rng([config.seed, SPLITS.index(split), index])
     uid = rng.bytes(16).hex()
-    scene = sample_scene(rng, difficulty)
+    skewed = config.long_tail is not None and split != "eval"  # eval stays balanced, as CBDM evaluates
+    concept = _concept_sampler(config.seed, config.difficulty, config.long_tail) if skewed else None
+    scene = sample_scene(rng, difficulty, concept)
     # Web images come in several sizes; all are square so positions read the same after resizing.
     original_size = int(config.image_size * rng.choice([1.0, 1.5, 2.0]))
     image = render_scene(scene, original_size, rng)
@@ -206,6 +229,7 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
     truth: dict[str, list] = {name: [] for name in TRUTH_SCHEMA.names}
     quality = CaptionScore()
     quality_by_kind: dict[str, CaptionScore] = {}
+    concepts: Counter = Counter()
     seen_uids: set[str] = set()
     shards = 0
 
@@ -238,6 +262,7 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
         truth["alt_kind"].append(sample.alt_kind)
         truth["serve"].append(sample.serve)
         truth["image_format"].append(sample.image_format)
+        concepts.update(concept_counts([sample.scene]))
         score = score_caption(sample.alt_text, sample.scene)
         quality += score
         quality_by_kind.setdefault(sample.alt_kind, CaptionScore())
@@ -246,7 +271,7 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
             flush_metadata()
     flush_metadata()
     pq.write_table(pa.table(truth, schema=TRUTH_SCHEMA), folder / "truth.parquet")
-    return {
+    summary = {
         "size": size,
         "metadata_files": shards,
         "alt_kinds": dict(sorted(Counter(truth["alt_kind"]).items())),
@@ -255,6 +280,9 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
         "alt_text_quality": quality.summary(),
         "alt_text_quality_by_kind": {kind: s.summary() for kind, s in sorted(quality_by_kind.items())},
     }
+    if config.long_tail is not None:  # the default world's manifest stays as it was
+        summary["concepts"] = dict(concepts.most_common())
+    return summary
 
 
 def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
@@ -298,6 +326,7 @@ def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = Fa
                 "positions": list(difficulty.positions),
             },
             "splits": splits,
+            "long_tail": config.long_tail_profile(),
             "calibration": list(CALIBRATION),
         }
         write_json_atomic(staging / WORLD_MANIFEST, manifest)

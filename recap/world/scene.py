@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -48,8 +49,14 @@ class Scene:
         return cls(objects=objects, **record)
 
 
-def sample_scene(rng: np.random.Generator, difficulty: Difficulty) -> Scene:
-    """Draw a scene: 1..max_objects objects in distinct grid cells, each with random attributes."""
+def sample_scene(
+    rng: np.random.Generator,
+    difficulty: Difficulty,
+    concept: Callable[[np.random.Generator], tuple[str, str]] | None = None,
+) -> Scene:
+    """Draw a scene: 1..max_objects objects in distinct grid cells, each with random attributes. `concept` draws
+    an object's (shape, colour) together (a long-tailed world's `ConceptSampler`); None draws them independently
+    and uniformly, with the same rng calls as ever, so the default world never changes."""
     count = int(rng.integers(1, difficulty.max_objects + 1))
     positions = difficulty.positions
     cells = sorted(rng.choice(len(positions), size=count, replace=False).tolist())
@@ -64,10 +71,15 @@ def sample_scene(rng: np.random.Generator, difficulty: Difficulty) -> Scene:
         x = float(np.clip((column + 0.5) / difficulty.grid + jitter[0], radius, 1 - radius))
         y = float(np.clip((row + 0.5) / difficulty.grid + jitter[1], radius, 1 - radius))
         mark = str(rng.choice(brands)) if rng.random() < difficulty.mark_probability else None
+        if concept is None:
+            shape = str(rng.choice(difficulty.shapes))
+            colour = str(rng.choice(difficulty.colours))
+        else:
+            shape, colour = concept(rng)
         objects.append(
             SceneObject(
-                shape=str(rng.choice(difficulty.shapes)),
-                colour=str(rng.choice(difficulty.colours)),
+                shape=shape,
+                colour=colour,
                 size=size,
                 position=positions[cell],
                 mark=mark,

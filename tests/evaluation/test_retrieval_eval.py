@@ -83,3 +83,28 @@ def test_shards_with_a_caption_table(world_download, small_world, clip_folder, t
     downloaded = len(tar_keys(shards))  # every downloaded sample has a truth caption, but the one set to None
     assert results["retrieval"]["images"] == results["retrieval"]["texts"] == downloaded - 1 > 100
     assert main(args) == 2  # --shards without --captions
+
+
+def test_zero_shot_per_third_of_the_training_concepts(small_world, clip_folder, tmp_path):
+    from recap.evaluation.concept_eval import concept_thirds
+    from recap.world.generate import load_scenes
+
+    thirds = concept_thirds(small_world)
+    _, tasks = world_sets(small_world / "eval", 64, thirds)
+    by_name = {task.name: task for task in tasks}
+    scenes = list(load_scenes(small_world, "eval").values())
+    single = [scene for scene in scenes if len({(o.shape, o.colour) for o in scene.objects}) == 1]
+    third_tasks = [name for name in by_name if "@" in name]
+    assert third_tasks and sum(len(by_name[name].labels) for name in third_tasks) == 2 * len(single)
+    for name in third_tasks:
+        task, third = name.split("@")
+        expected = [
+            getattr(scene.objects[0], task)
+            for scene in single
+            if thirds[f"{scene.objects[0].colour} {scene.objects[0].shape}"] == third
+        ]
+        assert [by_name[name].classes[label] for label in by_name[name].labels] == expected
+    args = ["eval-retrieval", "--model", str(clip_folder), "--world", str(small_world / "eval"), "--quiet"]
+    assert main([*args, "--concepts", str(small_world), "--out", str(tmp_path / "r")]) == 0
+    assert set(third_tasks) <= set(json.loads((tmp_path / "r" / "retrieval.json").read_text())["zero_shot"])
+    assert main(["eval-retrieval", "--model", str(clip_folder), "--karpathy", "x.json", "--concepts", "w"]) == 2

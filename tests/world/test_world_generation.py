@@ -111,6 +111,8 @@ def test_refuses_to_overwrite_without_flag(small_world, tmp_path):
         ({"difficulty": "extreme"}, "unknown difficulty"),
         ({"alt_text_mix": {"poetry": 1.0}}, "unknown alt-text kinds"),
         ({"image_size": 8}, "image_size"),
+        ({"long_tail": 0.0}, "long_tail must be in"),
+        ({"long_tail": 2.0}, "long_tail must be in"),
     ],
 )
 def test_config_errors_name_the_field(options, message):
