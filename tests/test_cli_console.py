@@ -26,7 +26,19 @@ NOISE = {
         r"^(worker|total)\s+- success"
     ),
 }
-OUR_BARS = ("world ", "downloading", "train-", "captioning", "scoring", "release", "training", "evaluating", "loading")
+OUR_BARS = (
+    "world ",
+    "downloading",
+    "train-",
+    "captioning",
+    "scoring",
+    "release",
+    "concepts",
+    "balance",
+    "training",
+    "evaluating",
+    "loading",
+)
 
 
 def _recap(*arguments: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
