@@ -38,14 +38,21 @@ def training_counts(world: str | Path) -> Counter:
     return concept_counts(load_scenes(world, "web").values())
 
 
-def concept_thirds(world: str | Path) -> dict[str, str]:
-    """concept -> head / middle / tail by its count in the world's web split (every concept its difficulty draws)."""
+def training_concepts(world: str | Path) -> tuple[list[tuple[str, str]], Counter, dict[str, str]]:
+    """Every (shape, colour) the world's difficulty draws, their counts in its web split, and their thirds
+    (head / middle / tail by that count)."""
     from recap.world.concepts import concept_name, frequency_thirds, world_concepts
     from recap.world.generate import load_manifest
     from recap.world.vocabulary import get_difficulty
 
     concepts = world_concepts(get_difficulty(load_manifest(world)["difficulty"]["name"]))
-    return frequency_thirds(training_counts(world), [concept_name(*concept) for concept in concepts])
+    counts = training_counts(world)
+    return concepts, counts, frequency_thirds(counts, [concept_name(*concept) for concept in concepts])
+
+
+def concept_thirds(world: str | Path) -> dict[str, str]:
+    """concept -> head / middle / tail by its count in the world's web split (every concept its difficulty draws)."""
+    return training_concepts(world)[2]
 
 
 def diversity_prompt(shape: str, colour: str, position: str) -> str:

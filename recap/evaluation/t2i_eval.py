@@ -194,16 +194,13 @@ class T2IEvaluator:
 
     def _load_concepts(self, world: str) -> None:
         """The training world's concept counts, their thirds, and one single-object prompt per concept."""
-        from recap.evaluation.concept_eval import concept_thirds, diversity_prompt, training_counts
-        from recap.world.concepts import concept_name, world_concepts
-        from recap.world.generate import load_manifest
-        from recap.world.vocabulary import get_difficulty
+        from recap.evaluation.concept_eval import diversity_prompt, training_concepts
+        from recap.world.concepts import concept_name
 
-        self.concept_counts = training_counts(world)
-        self.thirds = concept_thirds(world)
+        concepts, self.concept_counts, self.thirds = training_concepts(world)
         self.diversity_prompts = {
             concept_name(shape, colour): diversity_prompt(shape, colour, self.positions[0])
-            for shape, colour in world_concepts(get_difficulty(load_manifest(world)["difficulty"]["name"]))
+            for shape, colour in concepts
         }
 
     def _clip_input(self, images: np.ndarray) -> np.ndarray:

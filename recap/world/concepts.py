@@ -32,10 +32,15 @@ def world_concepts(difficulty: Difficulty) -> list[tuple[str, str]]:
     return [(shape, colour) for shape in difficulty.shapes for colour in difficulty.colours]
 
 
-def long_tail_weights(ratio: float, count: int) -> np.ndarray:
-    """CIFAR-LT's `exp` profile, normalised: rank r of `count` gets ratio ** (r / (count - 1))."""
+def check_long_tail(ratio: float) -> None:
+    """Refuse a tail / head frequency outside (0, 1]."""
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"long_tail must be in (0, 1] (tail / head frequency, e.g. 0.01), got {ratio}")
+
+
+def long_tail_weights(ratio: float, count: int) -> np.ndarray:
+    """CIFAR-LT's `exp` profile, normalised: rank r of `count` gets ratio ** (r / (count - 1))."""
+    check_long_tail(ratio)
     weights = ratio ** (np.arange(count) / max(count - 1, 1))
     return weights / weights.sum()
 

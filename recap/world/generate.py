@@ -38,7 +38,7 @@ from recap.world.captions import (
     short_caption,
     validate_alt_text_mix,
 )
-from recap.world.concepts import ConceptSampler, concept_counts, long_tail_profile
+from recap.world.concepts import ConceptSampler, check_long_tail, concept_counts, long_tail_profile
 from recap.world.quality import CaptionScore, score_caption
 from recap.world.render import encode_image, render_scene
 from recap.world.scene import Scene, sample_scene
@@ -148,8 +148,8 @@ class WorldConfig:
         if self.samples_per_metadata_file < 1:
             raise ValueError(f"samples_per_metadata_file must be >= 1, got {self.samples_per_metadata_file}")
         get_difficulty(self.difficulty)
-        if self.long_tail is not None and not 0.0 < self.long_tail <= 1.0:
-            raise ValueError(f"long_tail must be in (0, 1] (tail / head frequency, e.g. 0.01), got {self.long_tail}")
+        if self.long_tail is not None:
+            check_long_tail(self.long_tail)
         self.alt_text_mix = validate_alt_text_mix(self.alt_text_mix)
         unknown = sorted(set(self.serve_mix) - set(SERVE_KINDS))
         if unknown or sum(self.serve_mix.values()) <= 0 or min(self.serve_mix.values()) < 0:
