@@ -72,6 +72,11 @@ def read_caption_table(
     except (pa.ArrowInvalid, OSError) as error:
         raise RecapError(f"{path} is not a readable Parquet file or folder ({error})") from None
     missing = [c for c in columns if c not in schema.names]
+    if missing and path.is_dir() and (path / "release").is_dir():  # curate's --out: exclusions.parquet + release/
+        raise RecapError(
+            f"{path} is a `recap curate` output folder (its exclusions table has no {missing}): "
+            f"give its release table, {path / 'release'}"
+        )
     if missing:
         raise RecapError(
             f"{path} has no column(s) {missing} (it has {', '.join(schema.names)})" + (f"; {hint}" if hint else "")

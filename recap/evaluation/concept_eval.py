@@ -71,6 +71,14 @@ def mean_pairwise_cosine_distance(features: np.ndarray) -> float:
     return float(1.0 - (similarity.sum() - count) / (count * (count - 1)))
 
 
+JUDGED = ("shape", "colour", "size")
+
+
+def attribute_hits(cell: dict, obj: SceneObject) -> list[bool]:
+    """Whether the judge's reading of a cell has `obj`'s shape, colour and size (JUDGED's order)."""
+    return [cell[name] == getattr(obj, name) for name in JUDGED]
+
+
 def object_hits(scenes: list[Scene], judged: list[list[dict | None]], positions: list[str]):
     """(prompt index, prompted object, drawn right) for every prompted object: right when the judge reads its cell
     with the object's shape, colour and size."""
@@ -78,7 +86,7 @@ def object_hits(scenes: list[Scene], judged: list[list[dict | None]], positions:
         by_position = dict(zip(positions, cells, strict=True))
         for obj in scene.objects:
             cell = by_position.get(obj.position)
-            right = cell is not None and all(cell[name] == getattr(obj, name) for name in ("shape", "colour", "size"))
+            right = cell is not None and all(attribute_hits(cell, obj))
             yield index, obj, right
 
 

@@ -96,6 +96,8 @@ def prompt_attribute_scores(scenes: list[Scene], judged: list[list[dict | None]]
     whether its cell holds an object (`presence`) with the right `shape`, `colour`, `size`, and all three
     (`object_accuracy`, the headline); `unprompted_rate` is the share of cells the prompts left empty in which
     an object was drawn."""
+    from recap.evaluation.concept_eval import attribute_hits
+
     objects = present = shape = colour = size = right = empty = extra = 0
     for scene, cells in zip(scenes, judged, strict=True):
         prompted = {obj.position: obj for obj in scene.objects}
@@ -109,7 +111,7 @@ def prompt_attribute_scores(scenes: list[Scene], judged: list[list[dict | None]]
             if cell is None:
                 continue
             present += 1
-            hits = [cell[name] == getattr(obj, name) for name in ("shape", "colour", "size")]
+            hits = attribute_hits(cell, obj)
             shape, colour, size, right = shape + hits[0], colour + hits[1], size + hits[2], right + all(hits)
     if not objects:
         raise RecapError("no prompted objects to judge")
