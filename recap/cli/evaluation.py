@@ -134,6 +134,14 @@ def add_generation_arguments(parser: argparse.ArgumentParser, *, sweep: bool = F
     parser.add_argument("--scheduler", default="ddim", choices=SCHEDULERS)
     parser.add_argument(f"{prefix}seed", type=int, default=0, help="image i starts from the noise of seed + i")
     parser.add_argument(f"{prefix}batch-size", type=int, default=64, help="images drawn at once")
+    parser.add_argument(
+        "--skip-bricks",
+        type=float,
+        default=1.0,
+        metavar="FRACTION",
+        help="LEGO stacks: skip the top brick after this fraction of the sampling steps (1: never; 0.5: the second "
+        "half runs one brick fewer)",
+    )
     if not sweep:
         add_threads_argument(parser)
 
@@ -164,6 +172,9 @@ def add_sample_parser(subparsers) -> None:
     parser.add_argument("--guidance", choices=GUIDANCE_MODES, help="default: cfg, or negative with --negative")
     parser.add_argument("--negative-scale", type=float, help=NEGATIVE_SCALE_HELP)
     parser.add_argument("--out", required=True, help="folder for the PNGs, grid and samples.json")
+    parser.add_argument(
+        "--size", type=int, help="canvas side in pixels (LEGO stacks: larger than training tiles more windows)"
+    )
     add_generation_arguments(parser)
 
 
@@ -173,6 +184,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     prompts = read_prompts(args.prompt, args.prompts, args.prompt_table, args.column, args.limit)
     options = ("model", "negative", "guidance", "scale", "negative_scale", "steps", "scheduler", "seed", "batch_size")
+    options += ("skip_bricks", "size")
     record = draw_and_save(prompts, args.out, **{name: getattr(args, name) for name in options})
     echo(f"{len(record['images'])} images in {args.out}; grid: {record['grid']}")
     return 0

@@ -133,10 +133,33 @@ def add_train_clip_parser(subparsers) -> None:
 
 def add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     """The options train-t2i and t2i-sweep share (named like T2ITrainingConfig's fields)."""
-    from recap.models.t2i import CHUNKINGS, DIT_PRESETS, PREDICTIONS, SHIPPED_TEXT_ENCODER
+    from recap.models.denoiser_presets import denoiser_presets
+    from recap.models.t2i import CHUNKINGS, PREDICTIONS, SHIPPED_TEXT_ENCODER
+    from recap.training.t2i_training import BETA_LOSSES, PROCESSES
 
     add_training_arguments(parser, defaults)
-    parser.add_argument("--model", default=defaults.model, choices=sorted(DIT_PRESETS), help="DiT size")
+    parser.add_argument(
+        "--model",
+        default=defaults.model,
+        choices=denoiser_presets(),
+        help="the denoiser: a PixArt DiT size, or a LEGO brick stack (lego-pg: progressive growth, 8/16/32-px "
+        "windows; lego-pr: progressive refinement, 32/16/8), trained with deep supervision so that `sample "
+        "--skip-bricks` can skip its top brick, and able to draw a larger canvas (`sample --size`)",
+    )
+    parser.add_argument(
+        "--process",
+        default=defaults.process,
+        choices=PROCESSES,
+        help="the diffusion process: ddpm (Gaussian) or beta (beta diffusion: multiplicative, on pixels in "
+        "[0.60, 0.99], beta-distributed marginals; its loss is --beta-loss)",
+    )
+    parser.add_argument(
+        "--beta-loss",
+        default=defaults.beta_loss,
+        choices=BETA_LOSSES,
+        help="with --process beta: klub (the KL upper bounds, the authors' loss) or elbo (the KLs with the "
+        "arguments swapped, the negative ELBO the paper compares against)",
+    )
     parser.add_argument(
         "--text-encoder",
         default=SHIPPED_TEXT_ENCODER,

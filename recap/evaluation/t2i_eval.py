@@ -66,6 +66,7 @@ class T2IEvalConfig:
     concepts: str | None = None
     diversity_seeds: int = 8  # images per concept's single-object prompt, for diversity
     batch_size: int = 64
+    skip_bricks: float = 1.0  # LEGO stacks: skip the top brick after this fraction of the steps (1: never)
     threads: int = 0
     models_labels: list[str] = field(default_factory=list, init=False)
 
@@ -254,6 +255,7 @@ class T2IEvaluator:
             scheduler=config.scheduler,
             seed=config.seed,
             batch_size=config.batch_size,
+            skip_bricks=config.skip_bricks,
             progress=bar.update,
             **options,
         )
@@ -289,6 +291,9 @@ class T2IEvaluator:
             "draw_seconds": round(seconds, 1),
             "images_per_s": round(len(images) / seconds, 2) if seconds else None,
             "network_calls_per_image": model.network_calls(config.steps),
+            "process": model.process,
+            "bricks": model.num_bricks,
+            "skip_bricks": config.skip_bricks if model.num_bricks else None,
             "one_step": model.one_step,
             "training": model.info.get("training", {}),
         }

@@ -31,39 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from recap.errors import RecapError
+from recap.models.denoiser import denoise
+from recap.models.denoiser_presets import DIT_PRESETS, denoiser_presets, is_lego
 
 T2I_CONFIG = "recap_t2i.json"
+MEAN_IMAGE = "mean_image.npy"  # a beta-diffusion model's start: the training set's mean image (C, H, W)
 SHIPPED_TEXT_ENCODER = "shipped:clip-tiny"
 
-# Denoiser sizes (PixArtTransformer2DModel arguments; caption_channels comes from the text tower). The tiny one
-# trains at ~2 steps/s at batch 32 on 2 CPU cores (4M parameters, 64 tokens of 4x4 pixels); the second is the
-# paper's DiT-B/4 on 256 px images through an 8x VAE (32x32x4 latents).
-DIT_PRESETS: dict[str, dict] = {
-    "recap-dit-tiny": {
-        "patch_size": 4,
-        "num_layers": 6,
-        "num_attention_heads": 6,
-        "attention_head_dim": 32,
-    },
-    "recap-dit-tiny-8": {  # the tiny one on 8x8 patches: 16 tokens at 32 px
-        "patch_size": 8,
-        "num_layers": 6,
-        "num_attention_heads": 6,
-        "attention_head_dim": 32,
-    },
-    "recap-dit-mini": {
-        "patch_size": 4,
-        "num_layers": 4,
-        "num_attention_heads": 4,
-        "attention_head_dim": 32,
-    },
-    "dit-b-4": {
-        "patch_size": 4,
-        "num_layers": 12,
-        "num_attention_heads": 12,
-        "attention_head_dim": 64,
-    },
-}
 SCHEDULERS = ("ddim", "dpm", "ddpm")
 GUIDANCE_MODES = ("cfg", "negative", "perp-neg")
 CHUNKINGS = ("packed", "sentences")
@@ -185,29 +159,28 @@ def text_encoder_fingerprint(reference: str, pretrained: str | None = None) -> s
 
 
 def new_denoiser(preset: str, *, sample_size: int, channels: int, caption_channels: int, seed: int = 0):
-    """A randomly initialised PixArtTransformer2DModel of a `DIT_PRESETS` size."""
+    """A randomly initialised denoiser: a PixArtTransformer2DModel of a `DIT_PRESETS` size, or a LEGO brick stack
+    (`recap.models.lego.LegoDenoiser`) of a `LEGO_PRESETS` one."""
     import torch
-    from diffusers import PixArtTransformer2DModel
 
+    from recap.models.denoiser import new_pixart
+
+    if is_lego(preset):
+        from recap.models.lego import new_lego
+
+        return new_lego(
+            preset, sample_size=sample_size, channels=channels, caption_channels=caption_channels, seed=seed
+        )
     if preset not in DIT_PRESETS:
-        raise RecapError(f"unknown DiT preset {preset!r}; choose one of {', '.join(DIT_PRESETS)}")
+        raise RecapError(f"unknown denoiser preset {preset!r}; choose one of {', '.join(denoiser_presets())}")
     size = DIT_PRESETS[preset]
     if sample_size % size["patch_size"]:
         raise RecapError(
             f"{preset}: a {sample_size}-pixel input is not a whole number of {size['patch_size']}-patches"
         )
     torch.manual_seed(seed)
-    return PixArtTransformer2DModel(
-        sample_size=sample_size,
-        in_channels=channels,
-        out_channels=channels,  # noise only, no learned variance
-        cross_attention_dim=size["num_attention_heads"] * size["attention_head_dim"],
-        caption_channels=caption_channels,
-        norm_type="ada_norm_single",
-        num_embeds_ada_norm=1000,
-        use_additional_conditions=False,
-        norm_num_groups=1,
-        **size,
+    return new_pixart(
+        size, sample_size=sample_size, in_channels=channels, out_channels=channels, caption_channels=caption_channels
     )
 
 
@@ -294,17 +267,6 @@ class ImageCodec:
         return pixels.permute(0, 2, 3, 1).numpy()
 
 
-def denoise(transformer, x, timesteps, features, mask):
-    """One denoiser call: its prediction (noise or velocity) for `x` at `timesteps` given text features and mask."""
-    return transformer(
-        x,
-        encoder_hidden_states=features,
-        encoder_attention_mask=mask,
-        timestep=timesteps,
-        added_cond_kwargs={"resolution": None, "aspect_ratio": None},
-    ).sample
-
-
 def one_step_clean(transformer, noise, features, mask, start: int, abar_start: float, prediction: str):
     """A one-step generator's image (in the denoiser's space): the network applied once, at the start step, to
     pure noise, read as its clean-image estimate (SiD's generator; `recap.models.distillation`)."""
@@ -337,13 +299,35 @@ class TextToImage:
         """{"start_timestep", "sigma"} of a one-step generator, else None."""
         return self.info.get("one_step")
 
+    @property
+    def process(self) -> str:
+        """The diffusion process it was trained under: "ddpm" (Gaussian) or "beta" (beta diffusion)."""
+        return self.info.get("process", "ddpm")
+
+    @property
+    def num_bricks(self) -> int | None:
+        """The number of bricks of a LEGO stack, else None."""
+        return getattr(self.transformer, "num_bricks", None)
+
     def network_calls(self, steps: int, guidance: str = "cfg") -> int:
         """Denoiser calls per image: `steps` per guidance branch, or 1 for a one-step generator."""
         return 1 if self.one_step else steps * (3 if guidance == "perp-neg" else 2)
 
-    def __init__(self, transformer, conditioner: TextConditioner, codec: ImageCodec, scheduler_config: dict, info):
+    def __init__(
+        self,
+        transformer,
+        conditioner: TextConditioner,
+        codec: ImageCodec,
+        scheduler_config: dict,
+        info,
+        mean_image=None,
+    ):
+        """`mean_image` (C, H, W) in the denoiser's space: the training set's mean, where beta diffusion starts."""
         self.transformer, self.conditioner, self.codec = transformer.eval(), conditioner, codec
         self.scheduler_config, self.info = dict(scheduler_config), dict(info)
+        self.mean_image = mean_image
+        if self.process == "beta" and mean_image is None:
+            raise RecapError("a beta-diffusion model needs the training set's mean image (mean_image.npy)")
 
     def generate(
         self,
@@ -357,6 +341,8 @@ class TextToImage:
         scheduler: str = "ddim",
         seed: int = 0,
         batch_size: int = 64,
+        skip_bricks: float = 1.0,
+        size: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """uint8 images (N, S, S, 3), image i from the noise of seed `seed + i` whatever the batch it lands in, so
@@ -365,10 +351,15 @@ class TextToImage:
         prompt's direction subtracted with `negative_scale`; default `scale - 1`, the weight the plain negative puts
         on the negative's direction, so the two modes compare at equal strength). `scale` None: the model's recorded
         `guidance_scale`, else 4. `progress(n)` is called per batch. A one-step generator ignores `scale`, `steps`
-        and `scheduler` (one network call, no guidance) and refuses a negative prompt."""
+        and `scheduler` (one network call, no guidance) and refuses a negative prompt. A beta-diffusion model takes
+        `steps` on its own grid (the authors use 200) and ignores `scheduler`.
+
+        LEGO stacks only: `skip_bricks` is the fraction of the steps after which the top brick is skipped (1.0:
+        never; 0.5: the second half of the steps runs bricks 0..K-2), on every guidance branch; `size` a canvas
+        side other than the training one (a larger canvas tiles more windows)."""
         import torch
 
-        from recap.models.guidance import cfg, negative_prompt_cfg, perp_neg_cfg
+        from recap.models.t2i_sampling import beta_images, ddpm_images, guide, skip_from
 
         if guidance not in GUIDANCE_MODES:
             raise RecapError(f"unknown guidance {guidance!r}; choose one of {', '.join(GUIDANCE_MODES)}")
@@ -385,13 +376,15 @@ class TextToImage:
         negative_scale = max(scale - 1.0, 0.0) if negative_scale is None else negative_scale
         if self.one_step and guidance != "cfg":
             raise RecapError("a one-step generator draws without guidance: it cannot take a negative prompt")
-        side, channels = self.codec.sample_size, self.codec.channels
+        side, channels = self._canvas(size, skip_bricks), self.codec.channels
+        first_skipped = skip_from(steps, skip_bricks)
         out = []
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start : start + batch_size]
-            noise = seeded_noise(len(batch), channels, side, seed + start)
             if self.one_step:
-                out.append(self.codec.decode(self._one_step(batch, noise)))
+                out.append(
+                    self.codec.decode(self._one_step(batch, seeded_noise(len(batch), channels, side, seed + start)))
+                )
                 if progress is not None:
                     progress(len(batch))
                 continue
@@ -402,27 +395,52 @@ class TextToImage:
                 "perp-neg": [[""] * len(batch), batch, negatives],
             }[guidance]
             features, mask = self.conditioner([text for branch in branches for text in branch])
-            sampler = sampling_scheduler(scheduler, self.scheduler_config)
-            sampler.set_timesteps(steps)
-            x = noise * sampler.init_noise_sigma
+
+            def combine(predictions):
+                return guide(predictions, guidance, scale, negative_scale)
+
             with torch.no_grad():
-                for t in sampler.timesteps:
-                    model_input = sampler.scale_model_input(torch.cat([x] * len(branches)), t)
-                    timesteps = torch.full((len(model_input),), int(t), dtype=torch.long)
-                    predictions = denoise(self.transformer, model_input, timesteps, features, mask).chunk(
-                        len(branches)
-                    )
-                    if guidance == "cfg":
-                        guided = cfg(predictions[0], predictions[1], scale)
-                    elif guidance == "negative":
-                        guided = negative_prompt_cfg(predictions[0], predictions[1], scale)
-                    else:
-                        guided = perp_neg_cfg(predictions[0], predictions[1], predictions[2], scale, negative_scale)
-                    x = sampler.step(guided, t, x).prev_sample
+                if self.process == "beta":
+                    start_image = self._tiled_mean(side)
+                    shape = (len(batch), channels, side, side)
+                    common = (features, mask, len(branches), combine, steps, first_skipped)
+                    x = beta_images(self.transformer, shape, start_image, *common, seed + start)
+                else:
+                    noise = seeded_noise(len(batch), channels, side, seed + start)
+                    sampler = sampling_scheduler(scheduler, self.scheduler_config)
+                    common = (features, mask, len(branches), combine, steps, first_skipped)
+                    x = ddpm_images(self.transformer, sampler, noise, *common)
             out.append(self.codec.decode(x))
             if progress is not None:
                 progress(len(batch))
-        return np.concatenate(out) if out else np.zeros((0, self.codec.image_size, self.codec.image_size, 3), np.uint8)
+        pixels = side * (self.codec.image_size // self.codec.sample_size)
+        return np.concatenate(out) if out else np.zeros((0, pixels, pixels, 3), np.uint8)
+
+    def _canvas(self, size: int | None, skip_bricks: float) -> int:
+        """The side the denoiser draws at: the training one, or `size` (pixel space, LEGO stacks only)."""
+        if not self.num_bricks and skip_bricks < 1.0:
+            raise RecapError(
+                "skip_bricks needs a LEGO stack (train-t2i --model lego-pg or lego-pr): a DiT has no bricks"
+            )
+        if size is None or size == self.codec.image_size:
+            return self.codec.sample_size
+        if not self.num_bricks:
+            raise RecapError(
+                f"this model draws {self.codec.image_size}-px images only; a LEGO stack draws other sizes"
+            )
+        if self.codec.vae is not None:
+            raise RecapError("another canvas size is for pixel-space LEGO stacks; this one draws VAE latents")
+        return size
+
+    def _tiled_mean(self, side: int):
+        """The training set's mean image in the beta range, tiled over a larger canvas."""
+        import torch
+
+        from recap.models.beta_diffusion import to_beta_range
+
+        mean = torch.as_tensor(self.mean_image, dtype=torch.float32)
+        repeats = -(-side // mean.shape[-1])
+        return to_beta_range(mean.repeat(1, repeats, repeats)[:, :side, :side])
 
     def _one_step(self, prompts: list[str], noise):
         import torch
@@ -445,7 +463,10 @@ class TextToImage:
         folder = Path(folder)
         transformer = copy.deepcopy(self.transformer).to(torch.float16) if half else self.transformer
         transformer.save_pretrained(folder / "transformer")
-        DDPMScheduler.from_config(self.scheduler_config).save_pretrained(folder / "scheduler")
+        if self.process == "beta":
+            np.save(folder / MEAN_IMAGE, np.asarray(self.mean_image, dtype=np.float32))
+        else:
+            DDPMScheduler.from_config(self.scheduler_config).save_pretrained(folder / "scheduler")
         (folder / T2I_CONFIG).write_text(json.dumps(self.info, indent=2) + "\n")
         return folder
 
@@ -486,9 +507,16 @@ def load_t2i(folder: str | Path, *, text_encoder: str | None = None) -> TextToIm
         max_chunks=info.get("max_text_chunks", 4),
         chunking=info.get("text_chunking", "packed"),
     )
-    transformer = PixArtTransformer2DModel.from_pretrained(  # float32 even where the weights are stored in half
+    model_class = PixArtTransformer2DModel
+    if json.loads((folder / "transformer" / "config.json").read_text()).get("_class_name") == "LegoDenoiser":
+        from recap.models.lego import LegoDenoiser
+
+        model_class = LegoDenoiser
+    transformer = model_class.from_pretrained(  # float32 even where the weights are stored in half
         folder / "transformer", low_cpu_mem_usage=False, torch_dtype=torch.float32
     )
-    scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     codec = ImageCodec(info["image_size"], info.get("vae"))
+    if info.get("process", "ddpm") == "beta":
+        return TextToImage(transformer, conditioner, codec, {}, info, np.load(folder / MEAN_IMAGE))
+    scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     return TextToImage(transformer, conditioner, codec, dict(scheduler.config), info)

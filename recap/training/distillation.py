@@ -91,6 +91,10 @@ class DistillationTrainer:
         teacher = load_t2i(config.teacher)
         if teacher.one_step:
             raise RecapError(f"{config.teacher} is a one-step generator already: distil a multi-step model")
+        if teacher.process != "ddpm":  # SiD's score identity is that of the Gaussian process
+            raise RecapError(
+                f"{config.teacher} was trained with beta diffusion: SiD distils Gaussian-diffusion models"
+            )
         self.teacher_model = teacher
         self.teacher = teacher.transformer.eval().requires_grad_(False)
         self.conditioner, self.codec = teacher.conditioner, teacher.codec

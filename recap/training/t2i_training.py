@@ -1,4 +1,4 @@
-"""Train Recap-DiT: a text-to-image DiT on a mix of original captions and recaptions.
+"""Train Recap-DiT: a text-to-image DiT (or LEGO stack) on a mix of original captions and recaptions.
 
     recap train-t2i --train runs/demo/shards --captions runs/demo/captions --p-original 0.0 --out runs/dit-p0
 
@@ -7,7 +7,10 @@ paper's `p_original`, resume, Ray Train workers); what is the DiT's: diffusers' 
 text tower (`recap.models.t2i`), the DDPM loss on velocity (or noise) targets, caption dropout (the empty
 caption, so that the model learns the unconditional prediction classifier-free guidance needs), EMA weights
 (diffusers' `EMAModel` with its warm-up, which suits short runs), exported as the model's weights, and, with
-`cbdm_tau`, CBDM's class-balancing regulariser (`recap.models.cbdm`) for long-tailed data.
+`cbdm_tau`, CBDM's class-balancing regulariser (`recap.models.cbdm`) for long-tailed data. A LEGO stack
+(`--model lego-pg`, `recap.models.lego`) is trained with deep supervision: the loss averages every brick's. With
+`process="beta"` the Gaussian process is replaced by beta diffusion (`recap.models.beta_diffusion`): the KLUB loss
+on x0 predicted from z_t's whitened logit, and the training images' mean saved for the sampler to start from.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import numpy as np
 
 from recap.training.trainer import MixedCaptionConfig, MixedCaptionTrainer
 
+PROCESSES = ("ddpm", "beta")
+BETA_LOSSES = ("klub", "elbo")
+
 
 @dataclass(kw_only=True)
 class T2ITrainingConfig(MixedCaptionConfig):
@@ -27,7 +33,7 @@ class T2ITrainingConfig(MixedCaptionConfig):
 
     # The world recipe's defaults (benchmarks/RESULTS.md, "Recap-DiT"): 8-px patches (2.2x the steps of 4-px
     # ones per second) predicting the clean image, at 1e-3 with clipped gradients.
-    model: str = "recap-dit-tiny-8"  # a DIT_PRESETS size
+    model: str = "recap-dit-tiny-8"  # a DIT_PRESETS size or a LEGO_PRESETS stack (recap.models.denoiser_presets)
     text_encoder: str = "shipped:clip-tiny"  # a CLIP folder or an open_clip model name (with text_encoder_pretrained)
     text_encoder_pretrained: str | None = None
     image_size: int = 32
@@ -44,6 +50,10 @@ class T2ITrainingConfig(MixedCaptionConfig):
     warmup_steps: int = 50
     max_grad_norm: float | None = 1.0
     cbdm_tau: float = 0.0  # CBDM's regulariser weight (0: off; the authors use 1.0)
+    # The diffusion process: "ddpm" (Gaussian, diffusers' schedule) or "beta" (beta diffusion, pixels only), whose
+    # loss is the KL upper bound ("klub", the authors') or the negative ELBO's KL ("elbo", the paper's comparison).
+    process: str = "ddpm"
+    beta_loss: str = "klub"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,6 +65,14 @@ class T2ITrainingConfig(MixedCaptionConfig):
             raise ValueError(f"image_size must be >= 8, got {self.image_size}")
         if self.cbdm_tau < 0:
             raise ValueError(f"cbdm_tau must be >= 0, got {self.cbdm_tau}")
+        if self.process not in PROCESSES:
+            raise ValueError(f"process must be one of {', '.join(PROCESSES)}, got {self.process!r}")
+        if self.beta_loss not in BETA_LOSSES:
+            raise ValueError(f"beta_loss must be one of {', '.join(BETA_LOSSES)}, got {self.beta_loss!r}")
+        if self.process == "beta" and self.vae:
+            raise ValueError("process 'beta' needs range-bounded pixels: it cannot train on VAE latents (vae)")
+        if self.process == "beta" and self.cbdm_tau:
+            raise ValueError("cbdm_tau is CBDM's regulariser on the Gaussian process's prediction: use process 'ddpm'")
 
 
 class T2ITrainer(MixedCaptionTrainer):
@@ -89,6 +107,9 @@ class T2ITrainer(MixedCaptionTrainer):
             caption_channels=self.conditioner.width,
             seed=config.seed,
         )
+        side = self.codec.sample_size  # the running sum of the training images: beta diffusion starts from their mean
+        self.pixel_sum = self.torch.zeros(self.codec.channels, side, side, dtype=self.torch.float64)
+        self.pixel_count = 0
         self.ema = EMAModel(
             transformer.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=3 / 4, inv_gamma=1.0
         )
@@ -116,13 +137,49 @@ class T2ITrainer(MixedCaptionTrainer):
         return texts, noisy, timesteps, training_target(self.scheduler, clean, noise, timesteps), generator
 
     def loss(self, model, images: np.ndarray, texts: list[str], step: int, rank: int):
-        from recap.models.t2i import denoise
+        from recap.models.denoiser import denoiser_outputs
 
+        if self.config.process == "beta":
+            return self._beta_loss(model, images, texts, step, rank)
         texts, noisy, timesteps, target, generator = self.noised_batch(images, texts, step, rank)
-        if not self.config.cbdm_tau:
-            features, mask = self.conditioner(texts)
-            return self.torch.nn.functional.mse_loss(denoise(model, noisy, timesteps, features, mask), target)
-        return self._cbdm_loss(model, texts, noisy, timesteps, target, generator)
+        if self.config.cbdm_tau:
+            return self._cbdm_loss(model, texts, noisy, timesteps, target, generator)
+        # A LEGO stack's every brick is supervised (deep supervision: each is a denoiser, so bricks can be skipped)
+        features, mask = self.conditioner(texts)
+        outputs = denoiser_outputs(model, noisy, timesteps, features, mask)
+        return sum(self.torch.nn.functional.mse_loss(output, target) for output in outputs) / len(outputs)
+
+    def _beta_loss(self, model, images: np.ndarray, texts: list[str], step: int, rank: int):
+        """Beta diffusion's KLUB (or -ELBO) on x0 predicted from the whitened logit of z_t; draws from (seed, rank,
+        step) as `noised_batch`'s. Also adds the batch to the running mean image that sampling starts from."""
+        from recap.models.beta_diffusion import (
+            forward_sample,
+            klub_loss,
+            network_timestep,
+            predicted_x0,
+            to_beta_range,
+            training_times,
+            whiten_logit,
+        )
+        from recap.models.denoiser import denoiser_outputs
+
+        torch, config = self.torch, self.config
+        generator = torch.Generator().manual_seed(
+            int(np.random.SeedSequence([config.seed, rank, step]).generate_state(1)[0])
+        )
+        dropped = torch.rand(len(texts), generator=generator) < config.caption_dropout
+        texts = ["" if drop else text for text, drop in zip(texts, dropped.tolist(), strict=True)]
+        pixels = self.codec.encode(images)
+        self.pixel_sum, self.pixel_count = self.pixel_sum + pixels.sum(0).double(), self.pixel_count + len(pixels)
+        x0 = to_beta_range(pixels)
+        t = training_times(len(texts), generator)
+        network_input = whiten_logit(forward_sample(x0, t, generator), t)
+        features, mask = self.conditioner(texts)
+        outputs = denoiser_outputs(model, network_input, network_timestep(t), features, mask)
+        losses = [
+            klub_loss(predicted_x0(output, network_input), x0, t, objective=config.beta_loss) for output in outputs
+        ]
+        return sum(losses) / len(losses)
 
     def _cbdm_loss(self, model, texts: list[str], noisy, timesteps, target, generator):
         """The DDPM loss plus CBDM's regulariser: one denoiser call on the batch twice, under each sample's own
@@ -144,10 +201,11 @@ class T2ITrainer(MixedCaptionTrainer):
         self.ema.step(model.parameters())
 
     def extra_state(self) -> dict:
-        return {"ema": self.ema.state_dict()}
+        return {"ema": self.ema.state_dict(), "pixel_sum": self.pixel_sum, "pixel_count": self.pixel_count}
 
     def load_extra_state(self, state: dict) -> None:
         self.ema.load_state_dict(state["ema"])
+        self.pixel_sum, self.pixel_count = state.get("pixel_sum", self.pixel_sum), state.get("pixel_count", 0)
 
     def export(self, model) -> None:
         from recap.models.t2i import TextToImage, text_encoder_fingerprint
@@ -164,9 +222,12 @@ class T2ITrainer(MixedCaptionTrainer):
             "image_size": config.image_size,
             "vae": str(Path(config.vae).resolve()) if config.vae else None,
             "weights": "ema",
+            "process": config.process,
             "training": {key: value for key, value in asdict(config).items() if key not in ("threads", "ray_address")},
         }
-        TextToImage(averaged, self.conditioner, self.codec, dict(self.scheduler.config), info).save(self.out / "model")
+        mean_image = (self.pixel_sum / max(self.pixel_count, 1)).float().numpy() if config.process == "beta" else None
+        scheduler = dict(self.scheduler.config) if config.process == "ddpm" else {}
+        TextToImage(averaged, self.conditioner, self.codec, scheduler, info, mean_image).save(self.out / "model")
 
     def summary_extra(self) -> dict:
         return {"text_cut": getattr(getattr(self, "conditioner", None), "cut", None)}

@@ -52,6 +52,6 @@ def test_p_one_trains_on_alt_text(small_world, tmp_path):
 def test_bad_options_name_the_field(small_world, tmp_path):
     with pytest.raises(ValueError, match="caption_dropout"):
         tiny_config(small_world, tmp_path, caption_dropout=1.5)
-    with pytest.raises(RecapError, match="unknown DiT preset"):
+    with pytest.raises(RecapError, match="unknown denoiser preset"):
         T2ITrainer(tiny_config(small_world, tmp_path, model="DiT-XL/2", steps=4), progress=False).run()
     assert main(["train-t2i", "--train", str(small_world / "sft"), "--out", str(tmp_path), "--p-original", "2"]) == 2
