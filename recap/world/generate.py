@@ -11,7 +11,9 @@ Layout of a world folder:
 Splits: `web` (to recaption; some URLs dead or corrupt when served), `sft` (for training the captioner) and
 `eval` (held out). Everything is a pure function of the seed: the same seed gives the same files. With
 `long_tail`, the web and sft splits draw each object's concept from a long-tailed profile (`concepts.py`); the
-eval split stays balanced, and world.json's `long_tail` records the profile and each split's concept counts.
+eval split stays balanced, and world.json's `long_tail` records the profile and each split's concept counts. With
+`domain`, every split's images are drawn in another style (`domains.py`: outlines, a cheap camera); the scenes,
+captions, alt-text and metadata text stay the default domain's, and world.json's `domain` names it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from recap.world.captions import (
     validate_alt_text_mix,
 )
 from recap.world.concepts import ConceptSampler, check_long_tail, concept_counts, long_tail_profile
+from recap.world.domains import DEFAULT_DOMAIN, domain_rng, get_domain
 from recap.world.quality import CaptionScore, score_caption
 from recap.world.render import encode_image, render_scene
 from recap.world.scene import Scene, sample_scene
@@ -132,6 +135,9 @@ class WorldConfig:
     # Tail / head concept frequency of the web and sft splits (CIFAR-LT's exp profile; 0.01: the rarest concept is
     # 100x rarer than the commonest). None: every shape and colour equally likely (the default world).
     long_tail: float | None = None
+    # How the images are drawn (`domains.py`): another domain renders the same scenes, captions and alt-text in
+    # another style, for measuring a model under a distribution shift.
+    domain: str = DEFAULT_DOMAIN
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -150,6 +156,7 @@ class WorldConfig:
         get_difficulty(self.difficulty)
         if self.long_tail is not None:
             check_long_tail(self.long_tail)
+        get_domain(self.domain)
         self.alt_text_mix = validate_alt_text_mix(self.alt_text_mix)
         unknown = sorted(set(self.serve_mix) - set(SERVE_KINDS))
         if unknown or sum(self.serve_mix.values()) <= 0 or min(self.serve_mix.values()) < 0:
@@ -203,7 +210,10 @@ def make_sample(config: WorldConfig, split: str, index: int) -> WorldSample:
     scene = sample_scene(rng, difficulty, concept)
     # Web images come in several sizes; all are square so positions read the same after resizing.
     original_size = int(config.image_size * rng.choice([1.0, 1.5, 2.0]))
-    image = render_scene(scene, original_size, rng)
+    # The domain's own draws come from a generator of their own: the scene's draws stay those of the default domain.
+    image = render_scene(
+        scene, original_size, rng, domain=config.domain, domain_rng=domain_rng(config.seed, SPLITS.index(split), index)
+    )
     image_format = "png" if rng.random() < config.png_fraction else "jpg"
     image_bytes = encode_image(image, image_format, quality=int(rng.integers(80, 96)))
     alt_kind = _choose(rng, config.alt_text_mix)
@@ -327,6 +337,7 @@ def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = Fa
             },
             "splits": splits,
             "long_tail": config.long_tail_profile(),
+            "domain": {"name": config.domain, "description": get_domain(config.domain).description},
             "calibration": list(CALIBRATION),
         }
         write_json_atomic(staging / WORLD_MANIFEST, manifest)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from recap.world.domains import DEFAULT_DOMAIN, apply_camera, get_domain, outline_mask
 from recap.world.scene import Scene, SceneObject
 from recap.world.vocabulary import BACKGROUNDS, BRAND_MARK_COLOURS, BRAND_PATTERN_COLOURS, BRAND_PATTERNS, COLOURS
 
@@ -127,17 +128,36 @@ def _background(size: int, scene: Scene, rng: np.random.Generator) -> np.ndarray
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
-def render_scene(scene: Scene, size: int, rng: np.random.Generator) -> Image.Image:
-    """Render `scene` as a `size` x `size` RGB image; `rng` draws the texture and the colour jitter."""
+def render_scene(
+    scene: Scene,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    domain_rng: np.random.Generator | None = None,
+) -> Image.Image:
+    """Render `scene` as a `size` x `size` RGB image; `rng` draws the texture and the colour jitter.
+
+    `domain` (`domains.py`) draws the same scene in another style: it takes the same draws from `rng` as the
+    default domain, and its own (noise, white balance) from `domain_rng`, required when it draws any."""
+    style = get_domain(domain)
     big = size * SUPERSAMPLE
     image = Image.fromarray(_background(big, scene, rng), "RGB")
     for obj in scene.objects:
         colour = np.clip(np.array(COLOURS[obj.colour]) + rng.integers(-12, 13, size=3), 0, 255)
         shape = _shape_mask(big, obj)
-        image.paste(tuple(int(c) for c in colour), mask=shape)
+        paint = shape
+        if style.outline is not None:
+            paint = outline_mask(shape, max(round(style.outline * obj.radius * big), 1))
+        image.paste(tuple(int(c) for c in colour), mask=paint)
         if obj.mark is not None:
             _draw_mark(image, big, obj, shape)
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+    image = image.resize((size, size), Image.Resampling.LANCZOS)
+    if style.is_camera:
+        if domain_rng is None:
+            raise ValueError(f"domain {domain!r} draws noise: pass domain_rng")
+        image = apply_camera(image, style, domain_rng)
+    return image
 
 
 def encode_image(image: Image.Image, image_format: str, quality: int = 90) -> bytes:
