@@ -15,8 +15,8 @@ import recap.cli
 from recap.cli import build_parser, main
 
 PIPELINE_ORDER = (
-    "world", "download", "train-captioner", "caption", "score", "curate", "train-clip", "train-t2i", "distill-t2i",
-    "sample", "eval-captions", "eval-retrieval", "eval-t2i", "clip-sweep", "t2i-sweep", "demo",
+    "world", "download", "train-captioner", "caption", "score", "curate", "train-clip", "tune-clip", "train-t2i",
+    "distill-t2i", "sample", "eval-captions", "eval-retrieval", "eval-t2i", "clip-sweep", "t2i-sweep", "demo",
 )  # fmt: skip
 
 

@@ -43,7 +43,7 @@ folder, named at the end (--verbose shows it instead).
 
 def _parser_makers():
     """Every command's parser maker, in the pipeline's order (the order `recap --help` lists them in)."""
-    from recap.cli import demo, distillation, evaluation, ingest, jobs, sweeps, training
+    from recap.cli import adaptation, demo, distillation, evaluation, ingest, jobs, retrieval, sweeps, training
 
     return (
         ingest.add_world_parser,
@@ -53,11 +53,12 @@ def _parser_makers():
         jobs.add_score_parser,
         jobs.add_curate_parser,
         training.add_train_clip_parser,
+        adaptation.add_tune_clip_parser,
         training.add_train_t2i_parser,
         distillation.add_distill_t2i_parser,
         evaluation.add_sample_parser,
         evaluation.add_eval_captions_parser,
-        evaluation.add_eval_retrieval_parser,
+        retrieval.add_eval_retrieval_parser,
         evaluation.add_eval_t2i_parser,
         sweeps.add_clip_sweep_parser,
         sweeps.add_t2i_sweep_parser,

@@ -1,5 +1,6 @@
-"""Evaluation: `recap eval-captions`, `recap eval-retrieval`, `recap sample` and `recap eval-t2i`. The option
-groups t2i-sweep shares with them (`add_generation_arguments`, `add_t2i_eval_arguments`) live here too."""
+"""Evaluation: `recap eval-captions`, `recap sample` and `recap eval-t2i` (`recap eval-retrieval` is in
+`retrieval.py`). The option groups t2i-sweep shares with them (`add_generation_arguments`,
+`add_t2i_eval_arguments`) live here too."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 from recap.cli.options import add_command, add_threads_argument, config_from_args, float_list, log_in, set_threads
 from recap.console import echo
-from recap.errors import RecapError
 
 NEGATIVE_SCALE_HELP = "Perp-Neg's scale for the negative (default: --scale minus 1, the plain negative's weight on it)"
 
@@ -42,78 +42,6 @@ def _run_eval_captions(args: argparse.Namespace) -> int:
         f"rows {result['rows']}, null captions skipped {result['skipped_null']}, uids not in the world "
         f"{result['unknown_uid']}"
     )
-    return 0
-
-
-def add_eval_retrieval_parser(subparsers) -> None:
-    parser = add_command(
-        subparsers,
-        "eval-retrieval",
-        help="zero-shot retrieval and classification of a CLIP",
-        description="Evaluate a CLIP model (an open_clip folder such as `recap train-clip`'s OUT/model, or any "
-        "open_clip model name with a local --pretrained checkpoint) on the world's eval split (retrieval over each "
-        "image's ground-truth captions, zero-shot brand, shape and colour) or on COCO / Flickr30k in Karpathy JSON "
-        "with a local image folder, or on webdataset shards joined with a caption table. Image->text and "
-        "text->image Recall@1/5/10 with several captions per image, and DataComp's mean_recall@1; ties count against "
-        "the query. Prints Markdown; --out writes JSON + Markdown.",
-        handler=_run_eval_retrieval,
-        log=log_in("out"),
-    )
-    parser.add_argument("--model", required=True, help="CLIP folder, or an open_clip model name")
-    parser.add_argument("--pretrained", help="local checkpoint for a model name (e.g. a ViT-B-16 state dict)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--world", help="a world split folder (e.g. runs/demo/world/eval)")
-    source.add_argument("--karpathy", help="Karpathy-format JSON (dataset_coco.json, dataset_flickr30k.json)")
-    source.add_argument("--shards", help="webdataset shards (tar, folder, glob), with --captions")
-    parser.add_argument("--captions", help="caption table joined to --shards on uid")
-    parser.add_argument("--column", default="re_caption", help="text column of --captions")
-    parser.add_argument("--limit", type=int, help="evaluate at most this many --shards samples")
-    parser.add_argument("--images", help="image root for --karpathy (COCO: the folder holding val2014/)")
-    parser.add_argument("--split", default="test", help="Karpathy split to evaluate")
-    parser.add_argument(
-        "--concepts",
-        metavar="WORLD",
-        help="with --world: the world the CLIP trained on; adds zero-shot shape and colour per head / middle / tail "
-        "third of its web split's concept (colour and shape) frequency, over the images of a single concept",
-    )
-    parser.add_argument("--out", help="folder for retrieval.json and retrieval.md")
-
-
-def _run_eval_retrieval(args: argparse.Namespace) -> int:
-    from recap.evaluation.concept_eval import concept_thirds
-    from recap.evaluation.retrieval import evaluate, karpathy_set, markdown_report, shards_set, world_sets
-    from recap.io_utils import write_json_atomic
-    from recap.models.clip import load_clip
-    from recap.report import display_path
-
-    try:
-        model, _, tokenizer = load_clip(args.model, pretrained=args.pretrained)
-    except (OSError, RuntimeError, ValueError, KeyError) as error:
-        raise RecapError(f"cannot load CLIP model {args.model}: {error}") from None
-    side = model.visual.image_size
-    side = side[0] if isinstance(side, tuple) else side
-    if args.concepts and not args.world:
-        raise RecapError("--concepts needs --world, the eval split whose images are classified")
-    if args.world:
-        retrieval, tasks = world_sets(args.world, side, concept_thirds(args.concepts) if args.concepts else None)
-    elif args.shards:
-        if not args.captions:
-            raise RecapError("--shards needs --captions, the caption table joined to them on uid")
-        retrieval, tasks = shards_set(args.shards, args.captions, side, args.column, args.limit), []
-    else:
-        if not args.images:
-            raise RecapError("--karpathy needs --images, the folder its file paths are relative to")
-        retrieval, tasks = karpathy_set(args.karpathy, args.images, side, split=args.split), []
-    results = evaluate(model, tokenizer, retrieval, tasks, progress=not args.quiet)
-    results["model"] = args.model
-    report = markdown_report(results, display_path(args.model))
-    echo(report)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "retrieval.json", results)
-        (out / "retrieval.md").write_text(report)
-        echo(f"written to {out / 'retrieval.json'} and {out / 'retrieval.md'}")
     return 0
 
 

@@ -17,10 +17,10 @@ import numpy as np
 from recap.console import progress_bar
 from recap.errors import RecapError
 from recap.evaluation.retrieval_metrics import class_text_embeddings, retrieval_metrics, zero_shot_metrics
+from recap.models.clip import ZERO_SHOT_TEMPLATES
 from recap.training.pairs import load_pairs, model_input
 
-# Prompt templates for zero-shot classification, ensembled per class as CLIP does for ImageNet.
-TEMPLATES = ("{}", "a {}.", "a photo of a {}.", "an image showing a {}.", "a {} on a plain background.")
+TEMPLATES = ZERO_SHOT_TEMPLATES  # prompt templates for zero-shot classification, ensembled per class
 
 
 @dataclass
@@ -75,14 +75,15 @@ def world_sets(
     draws), each over the images whose objects all agree on it. With `thirds` (concept -> head / middle / tail of
     a training world's frequency, `recap.world.concepts.frequency_thirds`), also shape and colour over the images
     whose objects are all of one concept, per third: "shape@tail" and so on."""
+    from recap.training.class_sets import world_class_sets
     from recap.world.generate import load_manifest
     from recap.world.scene import Scene
-    from recap.world.vocabulary import BRAND_PATTERNS
 
     folder = Path(split_folder)
     if not (folder / "truth.parquet").exists():
         raise RecapError(f"{folder} is not a world split folder (no truth.parquet)")
     difficulty = load_manifest(folder.parent)["difficulty"]  # the classes this world draws from
+    class_sets = world_class_sets(folder.parent)  # what tune-clip's --classes brand / shape / colour tune for
     pairs = load_pairs(folder, size, progress=False)
     images, texts, index = pairs.images, [], []
     for number, captions in enumerate(zip(pairs.captions, pairs.short_captions, strict=True)):
@@ -92,11 +93,8 @@ def world_sets(
                 index.append(number)
     retrieval = RetrievalSet(name=f"world:{folder.name}", images=images, texts=texts, text_to_image=index)
     tasks = []
-    for task, classes, attribute in (
-        ("brand", sorted(BRAND_PATTERNS), "mark"),
-        ("shape", list(difficulty["shapes"]), "shape"),
-        ("colour", list(difficulty["colours"]), "colour"),
-    ):
+    for task, attribute in (("brand", "mark"), ("shape", "shape"), ("colour", "colour")):
+        classes = class_sets[task]
         chosen, labels = [], []
         for number, scene in enumerate(pairs.scenes):
             values = {getattr(obj, attribute) for obj in Scene.from_json(scene).objects} - {None}
@@ -189,10 +187,18 @@ def evaluate_retrieval(model, tokenizer, data: RetrievalSet, *, batch: int = 256
     return {"images": len(data.images), "texts": len(data.texts), **metrics}
 
 
-def evaluate_zero_shot(model, tokenizer, data: ClassificationSet, *, batch: int = 256) -> dict:
-    prompts = [template.format(name) for name in data.classes for template in TEMPLATES]
+def evaluate_zero_shot(
+    model, tokenizer, data: ClassificationSet, *, batch: int = 256, templates: tuple[str, ...] = TEMPLATES
+) -> dict:
+    """Zero-shot top-1 and mean per-class recall with each class's `templates` ensembled."""
+    prompts = [template.format(name) for name in data.classes for template in templates]
     classes = class_text_embeddings(_encode_texts(model, tokenizer, prompts, batch), len(data.classes))
-    logits = _encode_images(model, data.images, batch) @ classes.T
+    return zero_shot_with_class_features(model, classes, data, batch=batch)
+
+
+def zero_shot_with_class_features(model, classes: np.ndarray, data: ClassificationSet, *, batch: int = 256) -> dict:
+    """Zero-shot metrics of `data` against given (K, D) unit class features (templates, or learned prompts)."""
+    logits = _encode_images(model, data.images, batch) @ np.asarray(classes).T
     return {"images": len(data.images), "classes": len(data.classes), **zero_shot_metrics(logits, data.labels)}
 
 

@@ -23,6 +23,8 @@ import numpy as np
 CONFIG_DIR = Path(__file__).resolve().parent / "clip_configs"
 PAD_TOKEN, EOS_TOKEN = "<pad>", "<eos>"  # ids 0 and 1, as the tiny configs' pad_id / eos_id say
 CONFIG_FILE, WEIGHTS_FILE = "open_clip_config.json", "open_clip_model.safetensors"
+# Zero-shot prompt templates, ensembled per class as CLIP does for ImageNet (eval-retrieval; tune-clip's start).
+ZERO_SHOT_TEMPLATES = ("{}", "a {}.", "a photo of a {}.", "an image showing a {}.", "a {} on a plain background.")
 _registered = False
 
 
