@@ -134,7 +134,8 @@ def add_train_clip_parser(subparsers) -> None:
 def add_dit_arguments(parser: argparse.ArgumentParser, defaults) -> None:
     """The options train-t2i and t2i-sweep share (named like T2ITrainingConfig's fields)."""
     from recap.models.denoiser_presets import denoiser_presets
-    from recap.models.t2i import CHUNKINGS, PREDICTIONS, SHIPPED_TEXT_ENCODER
+    from recap.models.t2i import PREDICTIONS
+    from recap.models.text_conditioner import CHUNKINGS, SHIPPED_TEXT_ENCODER
     from recap.training.t2i_training import BETA_LOSSES, PROCESSES
 
     add_training_arguments(parser, defaults)

@@ -155,8 +155,8 @@ class DistillationTrainer:
     def predict(self, network, x_t, timesteps, encoded, scale: float):
         """The network's guided output at x_t (uncond + scale (cond - uncond); one call of 2N rows, or N when
         `scale` is 1)."""
+        from recap.models.denoiser import denoise
         from recap.models.distillation import guided
-        from recap.models.t2i import denoise
 
         features, mask = encoded
         half = len(x_t)
@@ -184,8 +184,9 @@ class DistillationTrainer:
         """The fake-score step's loss: the teacher's own loss on generated images under kappa1 (the generator
         gets no gradient). With SiDA's `real` (uint8 images, texts) the same call also reads the noised real
         images (with the same noise and timesteps) for the discriminator, whose loss is added."""
+        from recap.models.denoiser import denoise
         from recap.models.distillation import discriminator_loss, fake_score_loss, guided, noisy
-        from recap.models.t2i import denoise, training_target
+        from recap.models.t2i import training_target
 
         torch, kappa1 = self.torch, self.config.kappas[0]
         fake = fake or self.fake

@@ -89,7 +89,8 @@ class T2ITrainer(MixedCaptionTrainer):
     def build_model(self):
         from diffusers.training_utils import EMAModel
 
-        from recap.models.t2i import ImageCodec, TextConditioner, new_denoiser, training_scheduler
+        from recap.models.t2i import ImageCodec, new_denoiser, training_scheduler
+        from recap.models.text_conditioner import TextConditioner
 
         config = self.config
         self.conditioner = TextConditioner(
@@ -185,7 +186,7 @@ class T2ITrainer(MixedCaptionTrainer):
         """The DDPM loss plus CBDM's regulariser: one denoiser call on the batch twice, under each sample's own
         caption and under another caption of the batch (drawn after every draw of the plain loss)."""
         from recap.models.cbdm import cbdm_regulariser, other_captions
-        from recap.models.t2i import denoise
+        from recap.models.denoiser import denoise
 
         torch = self.torch
         others = [texts[index] for index in other_captions(len(texts), generator).tolist()]
@@ -208,7 +209,8 @@ class T2ITrainer(MixedCaptionTrainer):
         self.pixel_sum, self.pixel_count = state.get("pixel_sum", self.pixel_sum), state.get("pixel_count", 0)
 
     def export(self, model) -> None:
-        from recap.models.t2i import TextToImage, text_encoder_fingerprint
+        from recap.models.t2i import TextToImage
+        from recap.models.text_conditioner import text_encoder_fingerprint
 
         config = self.config
         averaged = copy.deepcopy(model)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from recap.errors import RecapError
+from recap.models.denoiser import denoise
 from recap.models.denoiser_presets import LEGO_PRESETS, is_lego
 from recap.models.lego import (
     LegoDenoiser,
@@ -20,7 +21,6 @@ from recap.models.lego import (
     skip_brick_index,
     unfold_windows,
 )
-from recap.models.t2i import denoise
 
 TEXT_WIDTH = 16
 TINY = {"num_layers": 1, "num_attention_heads": 2, "attention_head_dim": 8}

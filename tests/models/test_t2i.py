@@ -14,13 +14,12 @@ from recap.models.clip import text_token_counts
 from recap.models.t2i import (
     T2I_CONFIG,
     ImageCodec,
-    TextConditioner,
     TextToImage,
     load_t2i,
     new_denoiser,
-    split_sentences,
     training_scheduler,
 )
+from recap.models.text_conditioner import TextConditioner, split_sentences
 
 LONG = (
     "The image shows three objects on a light blue background. A large purple heart is in the top left. "
@@ -40,7 +39,7 @@ def tiny_model(conditioner, tmp_path_factory):
     transformer = new_denoiser("recap-dit-tiny", sample_size=16, channels=3, caption_channels=conditioner.width)
     scheduler = training_scheduler(latent=False)
     info = {"text_encoder": "shipped:clip-tiny", "image_size": 16, "max_text_chunks": 4, "vae": None}
-    from recap.models.t2i import text_encoder_fingerprint
+    from recap.models.text_conditioner import text_encoder_fingerprint
 
     info["text_encoder_sha256"] = text_encoder_fingerprint("shipped:clip-tiny")
     folder = tmp_path_factory.mktemp("t2i") / "model"
