@@ -7,12 +7,13 @@
    step. The budget is the DiT's recipe (`--dit-steps`, 2,500) at the DiT's measured rate, and every other arm
    gets the steps that fill the same budget (a slower step buys fewer steps). Run on a quiet machine.
 2. Train every arm x seed (`--parallel` at once, one thread each), p = 0, as `recap train-t2i`.
-3. Evaluate with `recap eval-t2i` (judged object accuracy, CLIP score, FD, images/s; one call per arm, with the
-   Gaussian arms at `--steps` DDIM steps and the beta arms at `--beta-steps` of their own grid), then the LEGO
-   skip curve (`--skip-bricks` 1, 0.75, 0.5, 0.25, 0 on the first seed).
+3. Evaluate with `recap eval-t2i` (judged object accuracy, CLIP score, FD, images/s; one call per run,
+   `--parallel` at once, with the Gaussian arms at `--steps` DDIM steps and the beta arms at `--beta-steps` of
+   their own grid), then the LEGO skip curve (`--skip-bricks` 1, 0.75, 0.5, 0.25, 0 on the first seed).
 
-Writes OUT/calibration.json, OUT/<arm>-s<seed>/ (the runs), OUT/eval-<arm>/ and OUT/skip-<arm>-<fraction>/
-(eval-t2i's), and OUT/backbones.md (the tables). Rerunning skips what is done (trained models, eval.json files).
+Writes OUT/calibration.json, OUT/<arm>-s<seed>/ (the runs), OUT/eval-<arm>-s<seed>/ and
+OUT/skip-<arm>-s<seed>-<fraction>/ (eval-t2i's), and OUT/backbones.md (the tables). Rerunning skips what is
+done (trained models, eval.json files).
 """
 
 from __future__ import annotations
@@ -106,19 +107,27 @@ def train_all(args, arms: list[str], seeds: list[int], calibration: dict, out: P
         return dict(pool.map(one, jobs))
 
 
-def evaluate(args, arm: str, seeds: list[int], out: Path, *, skip: float | None = None) -> dict:
-    """eval-t2i of an arm's seeds (or, with `skip`, its first seed at that skip fraction)."""
-    target = out / (f"eval-{arm}" if skip is None else f"skip-{arm}-{skip:g}")
+def evaluate(args, arm: str, seed: int, out: Path, *, skip: float | None = None) -> dict:
+    """eval-t2i of one trained run (with `skip`, at that skip fraction); returns eval.json's entry for it."""
+    label = f"{arm}-s{seed}"
+    target = out / (f"eval-{label}" if skip is None else f"skip-{label}-{skip:g}")
     if not (target / "eval.json").is_file():
         steps = args.beta_steps if arm.startswith("beta") else args.steps
         command = ["eval-t2i", "--eval", args.eval, "--limit", str(args.limit), "--no-negatives", "--threads", "1"]
         command += ["--scale", str(args.scale), "--steps", str(steps), "--out", str(target)]
-        for seed in seeds[:1] if skip is not None else seeds:
-            command += ["--model", f"{arm}-s{seed}={out / f'{arm}-s{seed}' / 'model'}"]
+        command += ["--model", f"{label}={out / label / 'model'}"]
         if skip is not None:
             command += ["--skip-bricks", str(skip)]
         recap(command)
-    return json.loads((target / "eval.json").read_text())["models"]
+    return json.loads((target / "eval.json").read_text())["models"][label]
+
+
+def evaluate_all(args, jobs: list[tuple[str, int, float | None]], out: Path) -> dict:
+    """Every (arm, seed, skip) eval, `--parallel` at once (one thread each, so the images/s of every arm are
+    measured under the same load: compare them with each other, not with a quiet machine's)."""
+    with ThreadPoolExecutor(args.parallel) as pool:
+        results = pool.map(lambda job: evaluate(args, *job, out), jobs)
+        return dict(zip(jobs, results, strict=True))
 
 
 def row(result: dict) -> dict:
@@ -135,17 +144,16 @@ def tables(calibration: dict, results: dict, skips: dict, trained: dict) -> str:
         "| arm | seed | steps (same wall-clock) | s/step | judged accuracy | CLIP score | FD | images/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for arm, by_label in results.items():
-        for label, result in by_label.items():
-            values, measured = row(result), calibration[arm]
-            lines.append(
-                f"| {arm} | {label.rsplit('-s', 1)[1]} | {measured['steps']:,} | {measured['seconds_per_step']:.3f} | "
-                f"{values['accuracy']:.1f} | {values['clip_score']:.1f} | {values['fd']:.2f} | "
-                f"{values['images_per_s']:.1f} |"
-            )
+    for (arm, seed, _), result in results.items():
+        values, measured = row(result), calibration[arm]
+        lines.append(
+            f"| {arm} | {seed} | {measured['steps']:,} | {measured['seconds_per_step']:.3f} | "
+            f"{values['accuracy']:.1f} | {values['clip_score']:.1f} | {values['fd']:.2f} | "
+            f"{values['images_per_s']:.1f} |"
+        )
     if skips:
         lines += ["", "| stack | skip after | judged accuracy | FD | images/s |", "|---|---|---|---|---|"]
-        for (arm, fraction), result in skips.items():
+        for (arm, _, fraction), result in skips.items():
             values = row(result)
             speed = values["images_per_s"]
             lines.append(f"| {arm} | {fraction:g} | {values['accuracy']:.1f} | {values['fd']:.2f} | {speed:.1f} |")
@@ -183,12 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     calibration = calibrate(args, arms, out)
     trained = train_all(args, arms, seeds, calibration, out)
-    results = {arm: evaluate(args, arm, seeds, out) for arm in arms}
-    skips = {}
-    if args.skip_curve:
-        for arm in (arm for arm in arms if arm.startswith("lego")):
-            for fraction in SKIP_FRACTIONS:
-                skips[arm, fraction] = next(iter(evaluate(args, arm, seeds, out, skip=fraction).values()))
+    results = evaluate_all(args, [(arm, seed, None) for arm in arms for seed in seeds], out)
+    stacks = [arm for arm in arms if arm.startswith("lego")] if args.skip_curve else []
+    # skipping after 100% of the steps never skips: the plain eval of the first seed is that point
+    skips = evaluate_all(args, [(arm, seeds[0], f) for arm in stacks for f in SKIP_FRACTIONS if f < 1], out)
+    skips.update({(arm, seeds[0], 1.0): results[arm, seeds[0], None] for arm in stacks})
+    skips = dict(sorted(skips.items(), key=lambda item: (item[0][0], -item[0][2])))
     text = tables(calibration, results, skips, trained)
     (out / "backbones.md").write_text(text)
     print(text)
