@@ -25,7 +25,7 @@ def tiles(images: np.ndarray, tile: int) -> np.ndarray:
     ValueError when S is not a multiple of `tile`."""
     n, side = images.shape[:2]
     if images.shape[2] != side or side % tile:
-        raise ValueError(f"tiles of {tile} px need square images whose side is a multiple of {tile}, got {images.shape}")
+        raise ValueError(f"tiles of {tile} px need square images, their side a multiple of {tile}: got {images.shape}")
     k = side // tile
     blocks = images.reshape(n, k, tile, k, tile, *images.shape[3:]).swapaxes(2, 3)
     return blocks.reshape(n * k * k, tile, tile, *images.shape[3:])

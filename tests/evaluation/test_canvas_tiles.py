@@ -55,9 +55,9 @@ def test_a_canvas_of_real_images_reads_per_tile_like_its_images(judge, real):
     for key in ("well_formed", "objects_per_tile", "clear"):
         assert together[key] == pytest.approx(alone[key])
     # on prompt: a canvas's prompt names only the objects of its first tile's scene
-    assert tile_form(judge, canvas, scenes[:16:4])["on_prompt"] < tile_form(judge, images[:16], scenes[:16])[
-        "on_prompt"
-    ]
+    assert (
+        tile_form(judge, canvas, scenes[:16:4])["on_prompt"] < tile_form(judge, images[:16], scenes[:16])["on_prompt"]
+    )
 
 
 def test_blank_and_noise_tiles_are_not_well_formed(judge):
