@@ -41,6 +41,15 @@ FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_REASONS = (FINISH_STOP, FINISH_LENGTH)
 
+# InfiMM-Eval's question file (`core-mm-wo-answer.json`: a JSON object keyed "0", "1", ...), read by
+# recap.evaluation.reasoning_format and written, with the two answer fields the release lacks, by the world's
+# reasoning set (recap.world.reasoning). "Counter-intuitve" is the release's spelling, kept.
+REASONING_CATEGORIES = ("Deductive", "Abductive", "Analogical")
+REASONING_COMPLEXITIES = ("Moderate", "High")
+REASONING_COUNTER_INTUITIVE = "Counter-intuitve"
+REASONING_FIELDS = ("URL", "Image path", "Question", "Category", REASONING_COUNTER_INTUITIVE, "Complexity")
+REASONING_ANSWER, REASONING_STEPS = "Answer", "Reasoning steps"
+
 
 @dataclass(frozen=True)
 class Column:

@@ -70,6 +70,15 @@ def add_world_parser(subparsers) -> None:
         "default domain for the same --seed (a pure image shift, for measuring a model out of its domain): "
         + "; ".join(f"{name}: {domain.description}" for name, domain in DOMAINS.items()),
     )
+    parser.add_argument(
+        "--reasoning",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write N reasoning questions about the eval split's images to eval/reasoning.json, in "
+        "InfiMM-Eval's format plus each answer and its numbered reasoning steps (deductive, abductive, analogical; "
+        "moderate and high, in turn), for `recap eval-reasoning`. Default: none",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing world at --out")
 
 
@@ -80,7 +89,7 @@ def _run_world(args: argparse.Namespace) -> int:
 
     options = dict(seed=args.seed, size=args.size, sft_size=args.sft_size, eval_size=args.eval_size)
     options.update(difficulty=args.difficulty, image_size=args.image_size, png_fraction=args.png_fraction)
-    options.update(long_tail=args.long_tail, domain=args.domain)
+    options.update(long_tail=args.long_tail, domain=args.domain, reasoning=args.reasoning)
     if args.alt_text_mix:
         options["alt_text_mix"] = args.alt_text_mix
     config = build_config(WorldConfig, **options)
@@ -93,6 +102,11 @@ def _run_world(args: argparse.Namespace) -> int:
         echo(
             f"  long tail {args.long_tail:g} over {len(manifest['long_tail']['ranking'])} concepts: web objects per "
             f"concept from {counts[0][1]} ({counts[0][0]}) down to {counts[-1][1]} ({counts[-1][0]})"
+        )
+    if manifest.get("reasoning"):
+        reasoning = manifest["reasoning"]
+        echo(
+            f"  reasoning: {reasoning['questions']} questions in {args.out}/{reasoning['file']} ({reasoning['kinds']})"
         )
     echo("\nalt-text quality against the ground truth (web split):")
     echo(quality_table({"alt-text": manifest["splits"]["web"]["alt_text_quality"]}))

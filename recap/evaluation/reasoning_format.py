@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recap.errors import RecapError
+from recap.schema import REASONING_ANSWER as ANSWER
+from recap.schema import REASONING_CATEGORIES as CATEGORIES
+from recap.schema import REASONING_COMPLEXITIES as COMPLEXITIES
+from recap.schema import REASONING_COUNTER_INTUITIVE as COUNTER_INTUITIVE
+from recap.schema import REASONING_FIELDS as RELEASE_FIELDS
+from recap.schema import REASONING_STEPS as STEPS
 
-CATEGORIES = ("Deductive", "Abductive", "Analogical")
-COMPLEXITIES = ("Moderate", "High")
 HIGH_WEIGHT = 2
-COUNTER_INTUITIVE = "Counter-intuitve"  # sic: the release's key
-RELEASE_FIELDS = ("URL", "Image path", "Question", "Category", COUNTER_INTUITIVE, "Complexity")
-ANSWER, STEPS = "Answer", "Reasoning steps"  # the world set's additions
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,6 +43,7 @@ from recap.world.captions import (
 from recap.world.concepts import ConceptSampler, check_long_tail, concept_counts, long_tail_profile
 from recap.world.domains import DEFAULT_DOMAIN, domain_rng, get_domain
 from recap.world.quality import CaptionScore, score_caption
+from recap.world.reasoning import REASONING_FILE, reasoning_set
 from recap.world.render import encode_image, render_scene
 from recap.world.scene import Scene, sample_scene
 from recap.world.vocabulary import (
@@ -138,13 +139,16 @@ class WorldConfig:
     # How the images are drawn (`domains.py`): another domain renders the same scenes, captions and alt-text in
     # another style, for measuring a model under a distribution shift.
     domain: str = DEFAULT_DOMAIN
+    # Reasoning questions about the eval split's scenes in InfiMM-Eval's format, with answers and steps
+    # (`reasoning.py`), written to eval/reasoning.json. 0: none (the default world has none).
+    reasoning: int = 0
 
     def __post_init__(self) -> None:
         if self.size < 1:
             raise ValueError(f"size must be >= 1, got {self.size}")
         self.sft_size = self.size if self.sft_size is None else self.sft_size
         self.eval_size = max(self.size // 4, 50) if self.eval_size is None else self.eval_size
-        for name in ("sft_size", "eval_size"):
+        for name in ("sft_size", "eval_size", "reasoning"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 16 <= self.image_size <= 1024:
@@ -295,6 +299,24 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
     return summary
 
 
+def _write_reasoning(config: WorldConfig, folder: Path) -> dict:
+    """eval/reasoning.json (InfiMM-Eval's format plus answers and steps) about the eval split just written."""
+    truth = pq.read_table(folder / "truth.parquet", columns=["uid", "scene", "image_format"]).to_pylist()
+    samples = [
+        (
+            row["uid"],
+            f"http://{URL_HOST}/eval/{row['uid']}.{row['image_format']}",
+            f"{row['uid']}.{row['image_format']}",
+            Scene.from_json(row["scene"]),
+        )
+        for row in truth
+    ]
+    records = reasoning_set(samples, config.reasoning, config.seed, get_difficulty(config.difficulty))
+    write_json_atomic(folder / REASONING_FILE, records)
+    kinds = Counter(f"{record['Category']}/{record['Complexity']}" for record in records.values())
+    return {"file": f"eval/{REASONING_FILE}", "questions": len(records), "kinds": dict(sorted(kinds.items()))}
+
+
 def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True) -> dict:
     """Write a world folder at `out` and return its manifest.
 
@@ -340,6 +362,8 @@ def generate_world(config: WorldConfig, out: str | Path, *, overwrite: bool = Fa
             "domain": {"name": config.domain, "description": get_domain(config.domain).description},
             "calibration": list(CALIBRATION),
         }
+        if config.reasoning:
+            manifest["reasoning"] = _write_reasoning(config, staging / "eval")
         write_json_atomic(staging / WORLD_MANIFEST, manifest)
         replace_folder(staging, out, keep=LOG_FILES)
     except BaseException:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recap.errors import RecapError
+from recap.schema import REASONING_ANSWER, REASONING_COUNTER_INTUITIVE, REASONING_STEPS
 from recap.world.captions import NUMBER_NAMES
 from recap.world.scene import Scene, SceneObject
 from recap.world.vocabulary import BRAND_PATTERNS
@@ -238,3 +240,43 @@ def reasoning_question(scene: Scene, category: str, complexity: str, rng: np.ran
     if (category, complexity) not in builders:
         raise ValueError(f"no question kind {category}/{complexity}; kinds: {KINDS}")
     return builders[category, complexity]()
+
+
+REASONING_FILE = "reasoning.json"  # in the eval split's folder, beside images/
+
+
+def reasoning_set(samples: list[tuple[str, str, str, Scene]], count: int, seed: int, difficulty) -> dict[str, dict]:
+    """`count` questions in InfiMM-Eval's format (plus Answer and Reasoning steps, and the image's uid) about the
+    eval split's `samples` (uid, URL, image file name, scene): the six kinds in turn, each kind drawing its scenes
+    in a seeded order of its own, so a scene carries at most one question of a kind. RecapError when the split has
+    too few scenes that can carry a kind."""
+    orders = {
+        kind: iter(np.random.default_rng([seed, 28, index]).permutation(len(samples)))
+        for index, kind in enumerate(KINDS)
+    }
+    rng = np.random.default_rng([seed, 28])
+    records = {}
+    for number in range(count):
+        kind = KINDS[number % len(KINDS)]
+        for index in orders[kind]:
+            uid, url, image, scene = samples[int(index)]
+            question = reasoning_question(scene, *kind, rng, difficulty)
+            if question is not None:
+                break
+        else:
+            raise RecapError(
+                f"the eval split has too few scenes for {count} reasoning questions ({kind[0]} / {kind[1]} ran out "
+                f"after {number // len(KINDS)}): raise --eval-size or lower --reasoning"
+            )
+        records[str(number)] = {
+            "URL": [url],
+            "Image path": [f"images/{image}"],
+            "Question": question.question,
+            "Category": question.category,
+            REASONING_COUNTER_INTUITIVE: "No",
+            "Complexity": question.complexity,
+            REASONING_ANSWER: question.answer,
+            REASONING_STEPS: list(question.steps),
+            "uid": uid,
+        }
+    return records

@@ -2,6 +2,8 @@
 scene says, the question does not give the answer away, and the reference reasoning scores full marks under the
 scorer while a wrong answer with the steps scores partial credit."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,38 @@ def test_the_reference_reasoning_scores_full_marks_and_steps_alone_score_partial
         assert without["score"] == pytest.approx((len(q.steps) - 1) / len(q.steps)), q
         if kind in (("Deductive", "Moderate"), ("Abductive", "High")):  # the count, the brand: not given away
             assert q.answer.lower() not in q.question.lower()
+
+
+def test_world_reasoning_writes_a_release_format_file_the_reader_takes(tmp_path):
+    from recap.evaluation.reasoning_format import read_questions
+    from recap.world.generate import WorldConfig, generate_world
+
+    config = WorldConfig(seed=7, size=5, sft_size=0, eval_size=80, reasoning=60)
+    manifest = generate_world(config, tmp_path / "world", progress=False)
+    assert manifest["reasoning"]["questions"] == 60
+    assert set(manifest["reasoning"]["kinds"].values()) == {10}  # six kinds in turn
+    questions = read_questions(tmp_path / "world" / "eval" / "reasoning.json", images=tmp_path / "world" / "eval")
+    assert [q.key for q in questions] == [str(n) for n in range(60)]
+    assert all(q.answer and len(q.steps) >= 3 for q in questions)
+    # a kind draws each scene at most once
+    records = json.loads((tmp_path / "world" / "eval" / "reasoning.json").read_text())
+    for kind in {(r["Category"], r["Complexity"]) for r in records.values()}:
+        uids = [r["uid"] for r in records.values() if (r["Category"], r["Complexity"]) == kind]
+        assert len(uids) == len(set(uids))
+    # the same seed gives the same file; no --reasoning, no file and no manifest entry
+    again = generate_world(config, tmp_path / "again", progress=False)
+    assert again["reasoning"] == manifest["reasoning"]
+    assert (tmp_path / "again/eval/reasoning.json").read_text() == (tmp_path / "world/eval/reasoning.json").read_text()
+    plain = generate_world(WorldConfig(seed=7, size=5, sft_size=0, eval_size=80), tmp_path / "plain", progress=False)
+    assert "reasoning" not in plain and not (tmp_path / "plain/eval/reasoning.json").exists()
+
+
+def test_too_small_an_eval_split_is_refused_with_the_fix(tmp_path):
+    from recap.errors import RecapError
+    from recap.world.generate import WorldConfig, generate_world
+
+    with pytest.raises(RecapError, match="raise --eval-size or lower --reasoning"):
+        generate_world(
+            WorldConfig(seed=7, size=5, sft_size=0, eval_size=10, reasoning=120), tmp_path / "w", progress=False
+        )
+    assert not (tmp_path / "w").exists()
