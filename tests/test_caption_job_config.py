@@ -1,8 +1,11 @@
-"""The job reads the captioner's input size from its processor JSON, in both layouts, without transformers."""
+"""The job reads the captioner's input size from its processor JSON, in both layouts, without transformers, and
+refuses a prompt meant for questions."""
 
 import json
 
-from recap.jobs.caption import captioner_image_size
+import pytest
+
+from recap.jobs.caption import CaptionJobConfig, captioner_image_size
 from recap.models.assets import shipped_captioner
 
 
@@ -53,3 +56,8 @@ def test_every_captioner_field_from_a_config_file_and_the_command_line(tmp_path)
     (tmp_path / "typo.json").write_text(json.dumps({"captioner": {"temprature": 0.5}}))
     with pytest.raises(RecapError, match=r"unknown field\(s\) \['temprature'\] in captioner"):
         _parse(["--config", str(tmp_path / "typo.json"), "--input", str(tmp_path), "--output", str(tmp_path)])
+
+
+def test_a_question_prompt_is_refused_by_the_caption_job(tmp_path):
+    with pytest.raises(ValueError, match="asks a question per image: it is for `recap eval-reasoning`"):
+        CaptionJobConfig(input=str(tmp_path), output=str(tmp_path / "out"), captioner={"prompt": "reasoning"})

@@ -43,7 +43,18 @@ folder, named at the end (--verbose shows it instead).
 
 def _parser_makers():
     """Every command's parser maker, in the pipeline's order (the order `recap --help` lists them in)."""
-    from recap.cli import adaptation, demo, distillation, evaluation, ingest, jobs, retrieval, sweeps, training
+    from recap.cli import (
+        adaptation,
+        demo,
+        distillation,
+        evaluation,
+        ingest,
+        jobs,
+        reasoning,
+        retrieval,
+        sweeps,
+        training,
+    )
 
     return (
         ingest.add_world_parser,
@@ -60,6 +71,7 @@ def _parser_makers():
         evaluation.add_eval_captions_parser,
         retrieval.add_eval_retrieval_parser,
         evaluation.add_eval_t2i_parser,
+        reasoning.add_eval_reasoning_parser,
         sweeps.add_clip_sweep_parser,
         sweeps.add_t2i_sweep_parser,
         demo.add_demo_parser,

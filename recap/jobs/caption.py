@@ -76,6 +76,11 @@ class CaptionJobConfig(ShardJobConfig):
             self.captioner = job_config.nested_from(
                 CaptionerConfig, {**asdict(_default_captioner()), **self.captioner}, "captioner"
             )
+        if self.captioner.preset.uses_question:
+            raise ValueError(
+                f"captioner.prompt {self.captioner.prompt!r} asks a question per image: it is for `recap "
+                "eval-reasoning`, not a caption job (use recap-datacomp-1b, alt-text-conditioned or short)"
+            )
         if not self.captioner.model:
             from recap.models.assets import shipped_captioner
 

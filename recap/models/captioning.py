@@ -85,12 +85,16 @@ class CaptionResult:
 
 
 class Captioner(Protocol):
-    """What a backend offers: built from a CaptionerConfig, captions RGB images in order."""
+    """What a backend offers: built from a CaptionerConfig, captions RGB images in order (or, with a question
+    preset such as "reasoning", answers one question per image)."""
 
     config: CaptionerConfig
 
     def caption(
-        self, images: Sequence[Image.Image], alt_texts: Sequence[str | None] | None = None
+        self,
+        images: Sequence[Image.Image],
+        alt_texts: Sequence[str | None] | None = None,
+        questions: Sequence[str] | None = None,
     ) -> list[CaptionResult]: ...
 
 
@@ -111,13 +115,24 @@ def render_prompt(processor, instruction: str) -> str:
     return FALLBACK_TEMPLATE.format(instruction=instruction)
 
 
-def instructions(preset: PromptPreset, count: int, alt_texts: Sequence[str | None] | None) -> list[str]:
-    """The instruction per image; alt-text presets need one alt-text per image."""
-    if alt_texts is not None and len(alt_texts) != count:
-        raise ValueError(f"got {count} images but {len(alt_texts)} alt-texts")
+def instructions(
+    preset: PromptPreset,
+    count: int,
+    alt_texts: Sequence[str | None] | None,
+    questions: Sequence[str] | None = None,
+) -> list[str]:
+    """The instruction per image; alt-text presets need one alt-text per image, question presets one question."""
+    for name, texts in (("alt-texts", alt_texts), ("questions", questions)):
+        if texts is not None and len(texts) != count:
+            raise ValueError(f"got {count} images but {len(texts)} {name}")
     if preset.uses_alt_text and alt_texts is None:
         raise ValueError(f"prompt preset {preset.id!r} needs alt_texts")
-    return [preset.render(alt_texts[i] if alt_texts is not None else None) for i in range(count)]
+    if preset.uses_question and questions is None:
+        raise ValueError(f"prompt preset {preset.id!r} needs questions")
+    return [
+        preset.render(alt_texts[i] if alt_texts is not None else None, questions[i] if questions is not None else None)
+        for i in range(count)
+    ]
 
 
 def finish_reason_from(stopped: bool) -> str:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, kw_only=True)
 class PromptPreset:
-    """A named instruction. `{alt_text}` in `text` is filled with the sample's original caption."""
+    """A named instruction. `{alt_text}` in `text` is filled with the sample's original caption, `{question}` with
+    a question asked about the image (`recap eval-reasoning`)."""
 
     id: str
     text: str
@@ -17,13 +18,23 @@ class PromptPreset:
     def uses_alt_text(self) -> bool:
         return "{alt_text}" in self.text
 
-    def render(self, alt_text: str | None = None) -> str:
-        """The user instruction for one image; alt-text presets need the sample's alt-text."""
-        if not self.uses_alt_text:
-            return self.text
-        if alt_text is None:
-            raise ValueError(f"prompt preset {self.id!r} needs each sample's alt-text; pass alt_texts")
-        return self.text.replace("{alt_text}", " ".join(alt_text.split()) or "(none)")
+    @property
+    def uses_question(self) -> bool:
+        return "{question}" in self.text
+
+    def render(self, alt_text: str | None = None, question: str | None = None) -> str:
+        """The user instruction for one image; alt-text presets need the sample's alt-text, question presets the
+        question."""
+        text = self.text
+        if self.uses_alt_text:
+            if alt_text is None:
+                raise ValueError(f"prompt preset {self.id!r} needs each sample's alt-text; pass alt_texts")
+            text = text.replace("{alt_text}", " ".join(alt_text.split()) or "(none)")
+        if self.uses_question:
+            if not question:
+                raise ValueError(f"prompt preset {self.id!r} needs a question per image; pass questions")
+            text = text.replace("{question}", question.strip())
+        return text
 
 
 PROMPT_PRESETS: dict[str, PromptPreset] = {
@@ -52,6 +63,16 @@ PROMPT_PRESETS: dict[str, PromptPreset] = {
     )
 }
 DEFAULT_PROMPT = "recap-datacomp-1b"
+# `recap eval-reasoning`'s: InfiMM-Eval asks open-ended questions and credits the reasoning steps, so the prompt
+# asks for numbered steps and a last line with the final answer (what the world's scorer reads).
+REASONING_PROMPT = PromptPreset(
+    id="reasoning",
+    text="{question}\nThink step by step. Write your reasoning as numbered steps, then give your final answer on a "
+    'last line that starts with "Answer:".',
+    description="A question about the image, answered with numbered reasoning steps and a final 'Answer:' line "
+    "(recap eval-reasoning; InfiMM-Eval-style open-ended reasoning).",
+)
+PROMPT_PRESETS[REASONING_PROMPT.id] = REASONING_PROMPT
 
 
 def get_prompt(preset_id: str) -> PromptPreset:

@@ -86,10 +86,14 @@ class TransformersCaptioner:
         return results
 
     def caption(
-        self, images: Sequence[Image.Image], alt_texts: Sequence[str | None] | None = None
+        self,
+        images: Sequence[Image.Image],
+        alt_texts: Sequence[str | None] | None = None,
+        questions: Sequence[str] | None = None,
     ) -> list[CaptionResult]:
-        """Caption `images` (RGB PIL images) in batches of `config.batch_size`, in order."""
-        texts = instructions(self.config.preset, len(images), alt_texts)
+        """Caption `images` (RGB PIL images) in batches of `config.batch_size`, in order (a question preset
+        answers `questions`, one per image)."""
+        texts = instructions(self.config.preset, len(images), alt_texts, questions)
         prompts = [render_prompt(self.processor, text) for text in texts]
         results: list[CaptionResult] = []
         size = self.config.batch_size

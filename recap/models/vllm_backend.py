@@ -108,14 +108,19 @@ def convert_output(request_output, stop_token_ids: Collection[int]) -> CaptionRe
 
 
 def render_prompts(
-    processor, config: CaptionerConfig, count: int, alt_texts: Sequence[str | None] | None = None
+    processor,
+    config: CaptionerConfig,
+    count: int,
+    alt_texts: Sequence[str | None] | None = None,
+    questions: Sequence[str] | None = None,
 ) -> list[str]:
     """The full prompt per image, rendered exactly as the transformers backend renders it.
 
-    The config's preset gives each instruction (alt-text presets need one alt-text per image, else ValueError);
-    `render_prompt` wraps it in the checkpoint's chat template with one image placeholder.
+    The config's preset gives each instruction (alt-text presets need one alt-text per image, question presets
+    one question, else ValueError); `render_prompt` wraps it in the checkpoint's chat template with one image
+    placeholder.
     """
-    return [render_prompt(processor, text) for text in instructions(config.preset, count, alt_texts)]
+    return [render_prompt(processor, text) for text in instructions(config.preset, count, alt_texts, questions)]
 
 
 def checkpoint_stop_token_ids(model: str, revision: str | None, tokenizer) -> list[int]:
@@ -160,9 +165,13 @@ class VllmCaptioner:
         self.sampling_params = vllm.SamplingParams(**sampling_kwargs(config), stop_token_ids=self.stop_ids)
 
     def caption(
-        self, images: Sequence[Image.Image], alt_texts: Sequence[str | None] | None = None
+        self,
+        images: Sequence[Image.Image],
+        alt_texts: Sequence[str | None] | None = None,
+        questions: Sequence[str] | None = None,
     ) -> list[CaptionResult]:
-        """Caption `images` (RGB PIL images), in order. Raises RuntimeError if vLLM aborts any request.
+        """Caption `images` (RGB PIL images), in order (a question preset answers `questions`, one per image).
+        Raises RuntimeError if vLLM aborts any request.
 
         All images go to one `llm.generate` call rather than chunks of `config.batch_size`: vLLM schedules
         requests itself (continuous batching up to its own `max_num_seqs`), and fixed chunks would only drain
@@ -170,7 +179,7 @@ class VllmCaptioner:
         """
         if not images:
             return []
-        prompts = render_prompts(self.processor, self.config, len(images), alt_texts)
+        prompts = render_prompts(self.processor, self.config, len(images), alt_texts, questions)
         outputs = self.llm.generate(
             build_requests(prompts, images),
             self.sampling_params,

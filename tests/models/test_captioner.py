@@ -34,7 +34,12 @@ def test_defaults_follow_the_paper():
 
 
 def test_prompt_presets():
-    assert set(PROMPT_PRESETS) == {"recap-datacomp-1b", "alt-text-conditioned", "short"}
+    assert set(PROMPT_PRESETS) == {"recap-datacomp-1b", "alt-text-conditioned", "short", "reasoning"}
+    reasoning = get_prompt("reasoning")
+    assert reasoning.uses_question and not reasoning.uses_alt_text
+    assert reasoning.render(question="Which brand? ").startswith("Which brand?\nThink step by step.")
+    with pytest.raises(ValueError, match="needs a question per image"):
+        reasoning.render()
     conditioned = get_prompt("alt-text-conditioned")
     assert conditioned.uses_alt_text and '"red  circle"' not in conditioned.render("red  circle")
     assert '"red circle"' in conditioned.render("red  circle")

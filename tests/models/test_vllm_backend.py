@@ -140,7 +140,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path, model, AutoProcessor.from_pretrained(path)
 
 
-def transformers_prompts(config, model, processor, images, alt_texts=None):
+def transformers_prompts(config, model, processor, images, alt_texts=None, questions=None):
     """The prompts the transformers backend sends for `images`: its caption() with generation cut out."""
     from recap.models.transformers_backend import TransformersCaptioner
 
@@ -152,7 +152,7 @@ def transformers_prompts(config, model, processor, images, alt_texts=None):
         return [CaptionResult(text="", output_tokens=0, finish_reason="stop") for _ in batch]
 
     captioner._generate = record
-    captioner.caption(images, alt_texts)
+    captioner.caption(images, alt_texts, questions)
     return sent
 
 
@@ -184,6 +184,19 @@ def test_alt_text_preset_embeds_each_alt_text(tiny_checkpoint):
     assert '"IMG_0042.jpg"' in prompts[1]
     assert all(prompt.count("<image>") == 1 for prompt in prompts)
     with pytest.raises(ValueError, match="alt_texts"):
+        render_prompts(processor, config, len(images))
+
+
+def test_reasoning_preset_asks_each_question_the_same_way_in_both_backends(tiny_checkpoint):
+    path, model, processor = tiny_checkpoint
+    config = CaptionerConfig(model=str(path), backend="vllm", prompt="reasoning")
+    images = [Image.new("RGB", (64, 64), "white") for _ in range(2)]
+    questions = ["How many red objects are in the image?", "Which brand made the star?"]
+    prompts = render_prompts(processor, config, len(images), questions=questions)
+    assert prompts == transformers_prompts(config, model, processor, images, questions=questions)
+    for prompt, question in zip(prompts, questions, strict=True):
+        assert question in prompt and 'starts with "Answer:"' in prompt and prompt.count("<image>") == 1
+    with pytest.raises(ValueError, match="needs questions"):
         render_prompts(processor, config, len(images))
 
 
