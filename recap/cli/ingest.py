@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from recap.cli.options import add_command, build_config, log_in
+from recap.cli.options import add_command, build_config, log_in, weight_mix
 from recap.console import TABLE_LOG_FILE, echo
-
-
-def _parse_mix(text: str) -> dict[str, float]:
-    """'descriptive=0.3,generic=0.1' -> {'descriptive': 0.3, 'generic': 0.1}"""
-    mix = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        try:
-            mix[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise argparse.ArgumentTypeError(f"expected KIND=WEIGHT pairs separated by commas, got {item!r}")
-    return mix
 
 
 def add_world_parser(subparsers) -> None:
@@ -50,7 +36,7 @@ def add_world_parser(subparsers) -> None:
     parser.add_argument("--png-fraction", type=float, default=0.1, help="share of images stored as PNG, not JPEG")
     parser.add_argument(
         "--alt-text-mix",
-        type=_parse_mix,
+        type=weight_mix,
         help=f"weights of alt-text kinds {', '.join(ALT_TEXT_KINDS)}, e.g. 'descriptive=0.5,generic=0.5' "
         f"(default: {','.join(f'{k}={v}' for k, v in DEFAULT_ALT_TEXT_MIX.items())})",
     )

@@ -117,3 +117,17 @@ def set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def weight_mix(text: str) -> dict[str, float]:
+    """'descriptive=0.3,generic=0.1' -> {'descriptive': 0.3, 'generic': 0.1} (an argparse type)."""
+    mix = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            mix[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected KIND=WEIGHT pairs separated by commas, got {item!r}")
+    return mix

@@ -13,6 +13,7 @@ from recap.cli.options import (
     add_training_arguments,
     config_from_args,
     log_in,
+    weight_mix,
 )
 from recap.console import echo
 
@@ -61,12 +62,23 @@ def add_train_captioner_parser(subparsers) -> None:
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--eval-images", type=int, default=defaults.eval_images)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument(
+        "--prompt-mix",
+        type=weight_mix,
+        help="stage 2's prompt presets and weights, e.g. 'recap-datacomp-1b=0.55,alt-text-conditioned=0.15,"
+        "short=0.05,reasoning=0.25'; a 'reasoning' share asks a world question about the training image (its "
+        "scene's truth gives the numbered steps and the answer: LLaVA's instruction tuning, for `recap "
+        "eval-reasoning`; --train must be a world split). Default: "
+        + ",".join(f"{name}={weight:g}" for name, weight in defaults.prompt_mix.items()),
+    )
     add_threads_argument(parser)
 
 
 def _run_train_captioner(args: argparse.Namespace) -> int:
     from recap.training.captioner_training import CaptionerTrainer, CaptionerTrainingConfig
 
+    if args.prompt_mix is None:  # the config's default mix
+        del args.prompt_mix
     config = config_from_args(CaptionerTrainingConfig, args)
     metrics = CaptionerTrainer(config, progress=not args.quiet).run()
     echo(f"model saved to {Path(args.out) / 'model'}")

@@ -127,9 +127,23 @@ class CaptionerTrainer:
         self.mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
         self.image_token_count = self._count_image_tokens()
+        self.difficulty = self._difficulty() if any(get_prompt(p).uses_question for p in config.prompt_mix) else None
         self.tokenizer = self.processor.tokenizer
         self.eos = self.tokenizer.eos_token_id
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
+
+    def _difficulty(self):
+        """The training world's difficulty, for the questions of a "reasoning" prompt-mix share (which needs a world
+        split: its scenes are the answers)."""
+        from recap.world.generate import load_manifest
+        from recap.world.vocabulary import get_difficulty
+
+        if self.train.scenes is None:
+            raise RecapError(
+                f"prompt_mix 'reasoning' asks questions about each training image's scene: --train "
+                f"{self.config.train} must be a world split (e.g. WORLD/sft)"
+            )
+        return get_difficulty(load_manifest(Path(self.config.train).parent)["config"]["difficulty"])
 
     # ----- model and checkpoints -------------------------------------------------------------------------
     def _load_or_build(self) -> None:
@@ -235,16 +249,28 @@ class CaptionerTrainer:
             weights = np.array([mix[n] for n in names]) / sum(mix.values())
             presets = [names[i] for i in rng.choice(len(names), size=len(indices), p=weights)]
         sequences, labels = [], []
+        question_rng = np.random.default_rng([self.config.seed, 28, step])
         for index, preset_id in zip(indices, presets, strict=True):
             preset = get_prompt(preset_id)
             short = preset_id == "short" and self.train.short_captions is not None
             target_text = self.train.short_captions[index] if short else self.train.captions[index]
             alt = (self.train.alt_texts[index] if self.train.alt_texts else None) or ""
-            prompt = self._prompt_ids(preset.render(alt if preset.uses_alt_text else None))
+            question = None
+            if preset.uses_question:  # LLaVA's instruction tuning: a world question about this training image
+                question, target_text = self._question(index, question_rng)
+            prompt = self._prompt_ids(preset.render(alt if preset.uses_alt_text else None, question))
             target = self.tokenizer(target_text, add_special_tokens=False)["input_ids"] + [self.eos]
             sequences.append(prompt + target)
             labels.append([-100] * len(prompt) + target)
         return self._pad(sequences, labels)
+
+    def _question(self, index: int, rng: np.random.Generator) -> tuple[str, str]:
+        """(question, reference response) about training image `index`, from its scene's truth."""
+        from recap.world.reasoning import any_question, reference_response
+        from recap.world.scene import Scene
+
+        question = any_question(Scene.from_json(self.train.scenes[index]), rng, self.difficulty)
+        return question.question, reference_response(question)
 
     def _text_batch(self, indices: np.ndarray):
         texts = []

@@ -216,6 +216,22 @@ def size_colour_analogy(scene: Scene, rng: np.random.Generator, colours, shapes,
     )
 
 
+def reference_response(question: WorldQuestion) -> str:
+    """The response the "reasoning" prompt asks for, written from the truth: numbered steps, then "Answer: ...".
+    The captioner's stage-2 QA mix trains on it; the scorer gives it full marks."""
+    steps = "\n".join(f"{number}. {step}" for number, step in enumerate(question.steps, 1))
+    return f"{steps}\nAnswer: {question.answer}"
+
+
+def any_question(scene: Scene, rng: np.random.Generator, difficulty) -> WorldQuestion:
+    """A question of a kind drawn at random among those the scene can carry (counting always can)."""
+    for index in rng.permutation(len(KINDS)):
+        question = reasoning_question(scene, *KINDS[index], rng, difficulty)
+        if question is not None:
+            return question
+    raise AssertionError("every scene carries a counting question")
+
+
 KINDS = (
     ("Deductive", "Moderate"),
     ("Deductive", "High"),

@@ -1,5 +1,7 @@
-"""Captioner training on a tiny world: the loss falls, quality rises, and a killed run resumes exactly."""
+"""Captioner training on a tiny world: the loss falls, quality rises, a killed run resumes exactly, and a
+'reasoning' share of the prompt mix trains on world questions with their reference responses."""
 
+import io
 import json
 import os
 import signal
@@ -7,10 +9,15 @@ import subprocess
 import sys
 import time
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from safetensors.torch import load_file
 
+from recap.errors import RecapError
 from recap.training.captioner_training import CaptionerTrainer, CaptionerTrainingConfig
+from recap.training.pairs import load_pairs
 from recap.world.generate import WorldConfig, generate_world
 
 
@@ -121,3 +128,35 @@ def test_killed_training_resumes_to_the_same_weights(training_world, tmp_path):
     assert first.keys() == second.keys()
     for name in first:
         assert (first[name] - second[name]).abs().max() < 1e-5, name
+
+
+def test_a_reasoning_share_trains_on_world_questions_with_reference_responses(training_world, tmp_path):
+    config = _config(training_world, tmp_path / "qa", prompt_mix={"recap-datacomp-1b": 0.5, "reasoning": 0.5})
+    trainer = CaptionerTrainer(config, progress=False)
+    ids, target, _ = trainer._caption_batch("full", 0, list(range(16)))
+    texts = [trainer.tokenizer.decode([t for t in row.tolist() if t >= 0]) for row in target]
+    prompts = [trainer.tokenizer.decode(row.tolist()) for row in ids]
+    answered = [text for text in texts if "\nAnswer: " in text]
+    assert 3 <= len(answered) <= 13  # about half of the batch
+    for prompt, text in zip(prompts, texts, strict=True):
+        asks = "Think step by step" in prompt
+        assert asks == ("\nAnswer: " in text)
+        if asks:
+            assert text.startswith("1. ")
+    # the same step draws the same questions (a resumed run sees the batches it would have seen)
+    again = trainer._caption_batch("full", 0, list(range(16)))[0]
+    assert (again == ids).all()
+
+
+def test_a_reasoning_share_needs_a_world_split(training_world, tmp_path):
+    pairs = load_pairs(training_world / "sft", 64, limit=20, progress=False)
+    images = []
+    for image in pairs.images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        images.append(buffer.getvalue())
+    table = tmp_path / "pairs.parquet"
+    pq.write_table(pa.table({"uid": pairs.uids, "image": images, "caption": pairs.captions}), table)
+    config = _config(training_world, tmp_path / "qa", train=str(table), prompt_mix={"reasoning": 1.0})
+    with pytest.raises(RecapError, match="must be a world split"):
+        CaptionerTrainer(config, progress=False)
