@@ -126,7 +126,7 @@ def evaluate_all(args, jobs: list[tuple[str, int, float | None]], out: Path) -> 
     """Every (arm, seed, skip) eval, `--parallel` at once (one thread each, so the images/s of every arm are
     measured under the same load: compare them with each other, not with a quiet machine's)."""
     with ThreadPoolExecutor(args.parallel) as pool:
-        results = pool.map(lambda job: evaluate(args, *job, out), jobs)
+        results = pool.map(lambda job: evaluate(args, job[0], job[1], out, skip=job[2]), jobs)
         return dict(zip(jobs, results, strict=True))
 
 
