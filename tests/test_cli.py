@@ -16,7 +16,8 @@ from recap.cli import build_parser, main
 
 PIPELINE_ORDER = (
     "world", "download", "train-captioner", "caption", "score", "curate", "train-clip", "tune-clip", "train-t2i",
-    "distill-t2i", "sample", "eval-captions", "eval-retrieval", "eval-t2i", "clip-sweep", "t2i-sweep", "demo",
+    "distill-t2i", "sample", "eval-captions", "eval-retrieval", "eval-t2i", "eval-reasoning", "clip-sweep",
+    "t2i-sweep", "demo",
 )  # fmt: skip
 
 

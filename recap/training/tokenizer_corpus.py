@@ -9,22 +9,17 @@ import numpy as np
 
 from recap.models.prompts import PROMPT_PRESETS
 from recap.world.captions import ALT_TEXT_KINDS, alt_text, ground_truth_caption
-from recap.world.reasoning import any_question, reference_response
 from recap.world.scene import sample_scene
 from recap.world.vocabulary import DIFFICULTIES
 
 
 def tokenizer_corpus(seed: int = 0, scenes: int = 3000) -> list[str]:
-    """Text the tiny tokenizer learns from: captions, alt-texts and prompts of every difficulty, and a reasoning
-    question with its reference response for every third scene (`recap eval-reasoning`'s kind of text)."""
+    """Text the tiny tokenizer learns from: captions, alt-texts and prompts of every difficulty."""
     texts = [preset.text for preset in PROMPT_PRESETS.values()]
     for d_index, difficulty in enumerate(DIFFICULTIES.values()):
         rng = np.random.default_rng([seed, d_index])
-        for index in range(scenes // len(DIFFICULTIES)):
+        for _ in range(scenes // len(DIFFICULTIES)):
             scene = sample_scene(rng, difficulty)
             texts.append(ground_truth_caption(scene))
             texts.extend(alt_text(scene, kind, rng, difficulty) for kind in ALT_TEXT_KINDS)
-            if index % 3 == 0:
-                question = any_question(scene, rng, difficulty)
-                texts += [question.question, reference_response(question)]
     return texts
