@@ -31,11 +31,12 @@ def ensure_writable_folder(path: str | os.PathLike, what: str = "output folder")
     return folder
 
 
-def write_json_atomic(path: str | os.PathLike, payload: object) -> None:
-    """Write JSON to a temporary name beside `path` and rename it, so readers never see half a file."""
+def write_json_atomic(path: str | os.PathLike, payload: object, *, ensure_ascii: bool = True) -> None:
+    """Write JSON to a temporary name beside `path` and rename it, so readers never see half a file
+    (`ensure_ascii` False: UTF-8 text as it is, not \\u escapes)."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    temporary.write_text(json.dumps(payload, indent=2, sort_keys=False, ensure_ascii=ensure_ascii) + "\n", "utf-8")
     os.replace(temporary, path)
 
 

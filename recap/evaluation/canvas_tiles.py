@@ -39,26 +39,14 @@ def untile(pieces: np.ndarray, per_side: int) -> np.ndarray:
     return blocks.reshape(n, per_side * t, per_side * t, *pieces.shape[3:])
 
 
-def judge_readings(judge, images: np.ndarray, *, batch_size: int = 256) -> dict[str, np.ndarray]:
+def judge_readings(judge, images: np.ndarray) -> dict[str, np.ndarray]:
     """Per image and grid cell: `present` (bool), `shape` / `colour` (class index) and `clear` (bool: both read
     at probability >= CLEAR)."""
-    import torch
+    from recap.models.judge import predict
 
-    from recap.models.judge import to_tensor
-
-    judge.eval()
-    parts: dict[str, list[np.ndarray]] = {"present": [], "shape": [], "colour": [], "clear": []}
-    tensor = to_tensor(images, judge.vocabulary.image_size)
-    with torch.no_grad():
-        for start in range(0, len(tensor), batch_size):
-            logits = judge(tensor[start : start + batch_size])
-            shape_p, shape = logits["shape"].softmax(-1).max(-1)
-            colour_p, colour = logits["colour"].softmax(-1).max(-1)
-            parts["present"].append((logits["presence"] > 0).numpy())
-            parts["shape"].append(shape.numpy())
-            parts["colour"].append(colour.numpy())
-            parts["clear"].append(((shape_p >= CLEAR) & (colour_p >= CLEAR)).numpy())
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    read = predict(judge, images, probabilities=True)
+    read["clear"] = (read["shape_probability"] >= CLEAR) & (read["colour_probability"] >= CLEAR)
+    return read
 
 
 def tile_form(judge, images: np.ndarray, scenes: list | None = None) -> dict:

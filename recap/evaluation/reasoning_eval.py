@@ -78,9 +78,9 @@ def evaluate_reasoning(config: ReasoningEvalConfig, *, progress: bool = True) ->
     from recap.models.captioner import load_captioner
     from recap.models.captioning import CaptionerConfig
 
-    questions = read_questions(config.questions, images=config.images or Path(config.questions).parent)
-    questions = questions[: config.limit] if config.limit else questions
     images_folder = Path(config.images or Path(config.questions).parent)
+    questions = read_questions(config.questions, images=images_folder)
+    questions = questions[: config.limit] if config.limit else questions
     captioner = load_captioner(
         CaptionerConfig(
             model=config.model,

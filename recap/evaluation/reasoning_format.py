@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recap.errors import RecapError
+from recap.io_utils import write_json_atomic
 from recap.schema import REASONING_ANSWER as ANSWER
 from recap.schema import REASONING_CATEGORIES as CATEGORIES
 from recap.schema import REASONING_COMPLEXITIES as COMPLEXITIES
@@ -135,10 +136,7 @@ def write_questions(path: str | Path, questions: list[ReasoningQuestion]) -> Pat
     """Write questions in the release's format (keys as given), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    records = {question.key: question.to_record() for question in questions}
-    temporary.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    write_json_atomic(path, {question.key: question.to_record() for question in questions}, ensure_ascii=False)
     return path
 
 
@@ -155,9 +153,7 @@ def write_submission(path: str | Path, answers: dict[str, str], questions: list[
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({key: answers[key] for key in keys}, indent=2, ensure_ascii=False) + "\n")
-    temporary.replace(path)
+    write_json_atomic(path, {key: answers[key] for key in keys}, ensure_ascii=False)
     return path
 
 

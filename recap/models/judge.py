@@ -136,21 +136,30 @@ def to_tensor(images: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(judge: ImageJudge, images: np.ndarray, *, batch_size: int = 256) -> dict[str, np.ndarray]:
+def predict(
+    judge: ImageJudge, images: np.ndarray, *, batch_size: int = 256, probabilities: bool = False
+) -> dict[str, np.ndarray]:
     """Class indices per image and cell: `present` bool (N, cells) and `shape` / `colour` / `size` int (N, cells),
-    the latter meaningful where `present` is True."""
+    the latter meaningful where `present` is True. With `probabilities`, also `shape_probability` (and colour,
+    size): the probability the judge gives the class it reads, float (N, cells)."""
     judge.eval()
     size = judge.vocabulary.image_size
     tensor = to_tensor(images, size)
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in ("present", *ATTRIBUTE_HEADS)}
-    for start in range(0, len(tensor), batch_size):
-        logits = judge(tensor[start : start + batch_size])
-        parts["present"].append((logits["presence"] > 0).numpy())
-        for name in ATTRIBUTE_HEADS:
-            parts[name].append(logits[name].argmax(-1).numpy())
+    names = ("present", *ATTRIBUTE_HEADS) + tuple(f"{name}_probability" for name in ATTRIBUTE_HEADS if probabilities)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    with torch.no_grad():
+        for start in range(0, len(tensor), batch_size):
+            logits = judge(tensor[start : start + batch_size])
+            parts["present"].append((logits["presence"] > 0).numpy())
+            for name in ATTRIBUTE_HEADS:
+                probability, index = logits[name].softmax(-1).max(-1)
+                parts[name].append(index.numpy())
+                if probabilities:
+                    parts[f"{name}_probability"].append(probability.numpy())
     cells = len(judge.vocabulary.positions)
+    empty = {"present": bool, **{name: np.int64 for name in ATTRIBUTE_HEADS}}
     return {
-        name: np.concatenate(chunks) if chunks else np.zeros((0, cells), bool if name == "present" else np.int64)
+        name: np.concatenate(chunks) if chunks else np.zeros((0, cells), empty.get(name, np.float32))
         for name, chunks in parts.items()
     }
 
