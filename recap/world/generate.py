@@ -236,6 +236,11 @@ def make_sample(config: WorldConfig, split: str, index: int) -> WorldSample:
     )
 
 
+def sample_url(split: str, file_name: str) -> str:
+    """Where the local web server serves a split's image (the metadata's `url`)."""
+    return f"http://{URL_HOST}/{split}/{file_name}"
+
+
 def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) -> dict:
     (folder / "images").mkdir(parents=True)
     (folder / "metadata").mkdir()
@@ -264,7 +269,7 @@ def _write_split(config: WorldConfig, split: str, folder: Path, progress: bool) 
         seen_uids.add(sample.uid)
         (folder / "images" / f"{sample.uid}.{sample.image_format}").write_bytes(sample.image_bytes)
         metadata["uid"].append(sample.uid)
-        metadata["url"].append(f"http://{URL_HOST}/{split}/{sample.uid}.{sample.image_format}")
+        metadata["url"].append(sample_url(split, f"{sample.uid}.{sample.image_format}"))
         metadata["text"].append(sample.alt_text)
         metadata["original_width"].append(sample.original_size)
         metadata["original_height"].append(sample.original_size)
@@ -305,7 +310,7 @@ def _write_reasoning(config: WorldConfig, folder: Path) -> dict:
     samples = [
         (
             row["uid"],
-            f"http://{URL_HOST}/eval/{row['uid']}.{row['image_format']}",
+            sample_url("eval", f"{row['uid']}.{row['image_format']}"),
             f"{row['uid']}.{row['image_format']}",
             Scene.from_json(row["scene"]),
         )
